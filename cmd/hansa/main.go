@@ -1,0 +1,79 @@
+// Command hansa is the one Hansa binary: node, devnet, keys and genesis.
+// Flags live here and only here; main calls run.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hansa-chain/hansa/internal/version"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "hansa:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `hansa — a permissioned Ethereum-compatible chain in one binary
+
+Usage:
+  hansa devnet [--dir ./devnet]          run a local development chain (creates it if missing)
+  hansa devnet init [--dir ./devnet]     only write the devnet's files
+  hansa node --config FILE [flags]       run a node
+  hansa keys new [--out FILE]            create a secp256k1 key and print its address
+  hansa genesis --out FILE [flags]       write a genesis file
+  hansa version                          print the version
+
+Run "hansa COMMAND --help" for a command's flags.
+`
+
+// run executes the command line args, writing to stdout and stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "node":
+		return runNode(ctx, args[1:], stdout, stderr)
+	case "devnet":
+		if len(args) > 1 && args[1] == "init" {
+			return runDevnetInit(args[2:], stdout, stderr)
+		}
+		return runDevnet(ctx, args[1:], stdout, stderr)
+	case "keys":
+		if len(args) > 1 && args[1] == "new" {
+			return runKeysNew(args[2:], stdout, stderr)
+		}
+		return errors.New(`usage: hansa keys new [--out FILE]`)
+	case "genesis":
+		return runGenesis(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, version.ClientVersion())
+		return nil
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+
+	"github.com/hansa-chain/hansa/internal/node"
+	"github.com/hansa-chain/hansa/internal/telemetry"
+)
+
+// nodeFlags are the flags that override a node's config file.
+type nodeFlags struct {
+	config, datadir, genesis, nodeKey, http, ops, admin, logLevel, logFormat *string
+}
+
+func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
+	return &nodeFlags{
+		config:    fs.String("config", "", "TOML config file"),
+		datadir:   fs.String("datadir", "", "data directory (overrides the config)"),
+		genesis:   fs.String("genesis", "", "genesis.json (overrides the config)"),
+		nodeKey:   fs.String("node-key", "", "node key file (default DATADIR/nodekey)"),
+		http:      fs.String("http", "", "JSON-RPC HTTP+WebSocket listen address (overrides the config)"),
+		ops:       fs.String("ops", "", "metrics/healthz/readyz listen address (overrides the config)"),
+		admin:     fs.String("admin", "", "admin API listen address (overrides the config; keep on loopback)"),
+		logLevel:  fs.String("log-level", "", "debug, info, warn or error (overrides the config)"),
+		logFormat: fs.String("log-format", "", "text or json (overrides the config)"),
+	}
+}
+
+// load reads the config file (if any) and applies the flag overrides.
+func (f *nodeFlags) load() (node.Config, error) {
+	cfg := node.DefaultConfig()
+	if *f.config != "" {
+		var err error
+		if cfg, err = node.LoadConfig(*f.config); err != nil {
+			return cfg, err
+		}
+	}
+	for dst, src := range map[*string]string{
+		&cfg.DataDir: *f.datadir, &cfg.Genesis: *f.genesis, &cfg.NodeKey: *f.nodeKey,
+		&cfg.HTTPAddr: *f.http, &cfg.OpsAddr: *f.ops, &cfg.AdminAddr: *f.admin,
+		&cfg.Log.Level: *f.logLevel, &cfg.Log.Format: *f.logFormat,
+	} {
+		if src != "" {
+			*dst = src
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("node", stderr)
+	flags := addNodeFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return errors.New("node: unexpected arguments")
+	}
+	cfg, err := flags.load()
+	if err != nil {
+		return err
+	}
+	return startNode(ctx, cfg, stderr, nil)
+}
+
+// startNode runs a node until ctx ends; onReady, if set, is called once its
+// listeners are bound.
+func startNode(ctx context.Context, cfg node.Config, logOut io.Writer, onReady func(node.Addrs)) error {
+	level, err := telemetry.ParseLevel(cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	format, err := telemetry.ParseFormat(cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	logger := telemetry.NewLogger(logOut, level, format)
+	n, err := node.New(cfg, logger, telemetry.NewRegistry())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	if onReady != nil {
+		go func() {
+			if addrs, err := n.Addrs(ctx); err == nil {
+				onReady(addrs)
+			}
+		}()
+	}
+	return <-done
+}

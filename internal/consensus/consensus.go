@@ -1,0 +1,60 @@
+// Package consensus defines the ordering contract a node drives: proposals go
+// in on the leader, committed entries come out on every member in one total
+// order. Engines (the single-voter orderer in package solo, Raft next) order
+// opaque bytes; they never execute, store blocks or serve RPC.
+//
+// Invariants every engine keeps: an entry is delivered by Committed only once
+// it is durable under the engine's fault model; every member sees the same
+// entries at the same indexes; indexes increase by one with no gaps.
+package consensus
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrNotLeader is returned by Propose on a member that is not the leader.
+var ErrNotLeader = errors.New("not the leader")
+
+// ErrStopped is returned by Propose after the engine stopped.
+var ErrStopped = errors.New("consensus engine stopped")
+
+// Entry is one committed entry of the ordered log.
+type Entry struct {
+	Index uint64 // position in the log, starting at 1
+	Term  uint64 // leadership term the entry was proposed in
+	Data  []byte // the proposal bytes
+}
+
+// Status is a snapshot of the engine's view of the cluster.
+type Status struct {
+	ID       uint64 // this member's id
+	LeaderID uint64 // 0 when there is no known leader
+	Term     uint64
+	Commit   uint64 // highest committed index
+	Applied  uint64 // highest index the node reported applied
+}
+
+// IsLeader reports whether this member leads.
+func (s Status) IsLeader() bool { return s.LeaderID != 0 && s.LeaderID == s.ID }
+
+// Engine orders proposals.
+//
+// Concurrency: Propose, Applied and Status are safe for concurrent use. The
+// node is the only reader of Committed and must apply entries in the order
+// delivered. Run owns the engine's goroutines and returns when ctx ends.
+type Engine interface {
+	// Propose submits data for ordering. It returns when the proposal has
+	// been accepted for replication (not when it is committed), ErrNotLeader
+	// on a member that cannot propose, or ctx's error.
+	Propose(ctx context.Context, data []byte) error
+	// Committed delivers committed entries in log order, starting after the
+	// applied index the engine was opened with.
+	Committed() <-chan Entry
+	// Applied records that the node durably applied entries up to index.
+	Applied(index uint64)
+	// Status returns the engine's current view.
+	Status() Status
+	// Run drives the engine until ctx ends.
+	Run(ctx context.Context) error
+}

@@ -1,0 +1,386 @@
+// Package node wires one Hansa node together: storage, txpool, consensus,
+// execution, JSON-RPC and telemetry. It owns the block loop, the only
+// goroutine that changes the chain: it cuts proposals when this member leads,
+// and applies committed entries in order (decode, check, execute, store,
+// announce).
+package node
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/event"
+	"github.com/ethereum/go-ethereum/params"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hansa-chain/hansa/internal/chain"
+	"github.com/hansa-chain/hansa/internal/consensus"
+	"github.com/hansa-chain/hansa/internal/consensus/solo"
+	"github.com/hansa-chain/hansa/internal/execution"
+	"github.com/hansa-chain/hansa/internal/keys"
+	"github.com/hansa-chain/hansa/internal/rpc"
+	"github.com/hansa-chain/hansa/internal/storage"
+	"github.com/hansa-chain/hansa/internal/telemetry"
+	"github.com/hansa-chain/hansa/internal/txpool"
+	"github.com/hansa-chain/hansa/internal/version"
+)
+
+// ErrDiverged is reported when this node computed a different block hash
+// than the proposer for the same height. The node stops applying and reports
+// itself unready rather than serve a forked chain.
+var ErrDiverged = errors.New("chain diverged from the proposer")
+
+// Node is one member of a Hansa chain.
+type Node struct {
+	cfg     Config
+	logger  *slog.Logger
+	reg     prometheus.Registerer
+	gather  prometheus.Gatherer
+	genesis *chain.Genesis
+	config  *params.ChainConfig
+	key     *ecdsa.PrivateKey
+	address common.Address
+	id      uint64
+
+	db       *storage.DB
+	pool     *txpool.Pool
+	exec     *execution.Executor
+	chainCtx *execution.ChainContext
+	engine   consensus.Engine
+	metrics  *metrics
+
+	head      atomic.Pointer[types.Header]
+	diverged  atomic.Bool
+	ready     atomic.Bool
+	kick      chan struct{}
+	chainFeed event.Feed
+	txFeed    event.Feed
+
+	// Set by the block loop only.
+	lastBlock    time.Time
+	inFlight     bool
+	lastProposal *chain.Proposal
+	lastData     []byte
+
+	addrMu sync.Mutex
+	addrs  Addrs
+	bound  chan struct{}
+}
+
+// Addrs are the addresses the node's listeners are bound to.
+type Addrs struct {
+	HTTP  string // JSON-RPC over HTTP and WebSocket
+	Ops   string // metrics and probes ("" when off)
+	Admin string // admin namespace ("" when off)
+}
+
+// New validates cfg, opens the database and prepares the node. It starts no
+// goroutine and binds no socket: Run does. Close releases the database if
+// Run is never called.
+func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	gen, err := chain.ReadGenesis(cfg.Genesis)
+	if err != nil {
+		return nil, err
+	}
+	key, err := loadOrCreateKey(cfg.NodeKeyPath(), logger)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:     cfg,
+		logger:  logger,
+		reg:     reg,
+		gather:  reg,
+		genesis: gen,
+		config:  gen.EthereumConfig(),
+		key:     key,
+		address: crypto.PubkeyToAddress(key.PublicKey),
+		kick:    make(chan struct{}, 1),
+		bound:   make(chan struct{}),
+	}
+	n.id = n.memberID()
+	if n.id == 0 {
+		return nil, fmt.Errorf("node key %s (address %s) is not a member in genesis %s", cfg.NodeKeyPath(), n.address, cfg.Genesis)
+	}
+	n.db, err = storage.OpenPebble(cfg.DataDir, cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.open(); err != nil {
+		n.db.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) memberID() uint64 {
+	for _, m := range n.genesis.Members {
+		if m.Address == n.address {
+			return m.ID
+		}
+	}
+	return 0
+}
+
+func loadOrCreateKey(path string, logger *slog.Logger) (*ecdsa.PrivateKey, error) {
+	key, err := keys.Load(path)
+	if err == nil {
+		return key, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if key, err = keys.Generate(); err != nil {
+		return nil, err
+	}
+	if err := keys.Save(path, key); err != nil {
+		return nil, fmt.Errorf("save node key: %w", err)
+	}
+	logger.Info("created node key", "path", path, "address", crypto.PubkeyToAddress(key.PublicKey))
+	return key, nil
+}
+
+// open initialises the chain from the database (writing genesis on first
+// start) and builds the components that depend on the head.
+func (n *Node) open() error {
+	genesisBlock, err := n.db.InitGenesis(n.genesis.CoreGenesis())
+	if err != nil {
+		return err
+	}
+	head := n.db.HeadHeader()
+	if head == nil {
+		return errors.New("database has a genesis but no head block")
+	}
+	n.head.Store(head)
+	n.chainCtx = execution.NewChainContext(n.config, (*headers)(n))
+	n.exec = execution.New(n.config, n.chainCtx, execution.Rules{FreeGas: n.genesis.FreeGas()})
+	st, err := n.db.StateAt(head.Root)
+	if err != nil {
+		return fmt.Errorf("open state at head %d: %w", head.Number, err)
+	}
+	poolCfg := n.cfg.TxPool
+	if n.genesis.MinGasPrice != nil && (poolCfg.MinGasPrice == nil || poolCfg.MinGasPrice.Cmp(n.genesis.MinGasPrice.Big()) < 0) {
+		poolCfg.MinGasPrice = new(big.Int).Set(n.genesis.MinGasPrice.Big())
+	}
+	n.pool = txpool.New(poolCfg, n.config, n.poolHead(head), st, n.reg, n.logger.With("component", "txpool"))
+	n.engine = solo.New(n.id, n.db.AppliedIndex())
+	n.metrics = newMetrics(n.reg)
+	n.metrics.head.Set(float64(head.Number.Uint64()))
+	n.logger.Info("chain opened",
+		"chain_id", n.genesis.ChainID, "genesis", genesisBlock.Hash(), "height", head.Number, "head", head.Hash(),
+		"member", n.id, "address", n.address, "free_gas", n.genesis.FreeGas())
+	return nil
+}
+
+// poolHead is the header the txpool validates against: the head with the
+// base fee of the next block, which is what new transactions must pay.
+func (n *Node) poolHead(head *types.Header) *types.Header {
+	h := types.CopyHeader(head)
+	h.BaseFee = n.exec.BaseFee(head)
+	return h
+}
+
+// Close releases the database. Run closes it itself when it returns.
+func (n *Node) Close() error { return n.db.Close() }
+
+// Addrs waits until Run has bound the listeners (or ctx ends) and returns
+// their addresses.
+func (n *Node) Addrs(ctx context.Context) (Addrs, error) {
+	select {
+	case <-n.bound:
+		n.addrMu.Lock()
+		defer n.addrMu.Unlock()
+		return n.addrs, nil
+	case <-ctx.Done():
+		return Addrs{}, ctx.Err()
+	}
+}
+
+// Address is the node key's address (the proposer in block headers).
+func (n *Node) Address() common.Address { return n.address }
+
+// Run binds the listeners and runs the node until ctx ends or a component
+// fails, then shuts everything down and closes the database.
+func (n *Node) Run(ctx context.Context) (err error) {
+	defer func() { err = errors.Join(err, n.db.Close()) }()
+	n.logger.Info("starting node", "version", version.Version, "config", fmt.Sprintf("%+v", n.cfg))
+
+	listen := func(addr string) (net.Listener, error) {
+		if addr == "" {
+			return nil, nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		return ln, nil
+	}
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+	}
+	httpLn, err := listen(n.cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	lns = append(lns, httpLn)
+	opsLn, err := listen(n.cfg.OpsAddr)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	lns = append(lns, opsLn)
+	adminLn, err := listen(n.cfg.AdminAddr)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	lns = append(lns, adminLn)
+
+	backend := (*backend)(n)
+	filters := rpc.NewFilterService(backend, n.cfg.RPC)
+	server, err := rpc.NewServer(n.cfg.RPC, rpc.Services{
+		Eth:     rpc.NewEthAPI(backend, n.cfg.RPC),
+		Filters: filters.API(),
+		Net:     rpc.NewNetAPI(backend),
+		Web3:    rpc.NewWeb3API(version.ClientVersion()),
+		Txpool:  rpc.NewTxpoolAPI(backend),
+		Debug:   rpc.NewDebugAPI(backend, n.cfg.RPC),
+	}, n.reg, n.logger.With("component", "rpc"))
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer server.Stop()
+
+	n.addrMu.Lock()
+	n.addrs = Addrs{HTTP: httpLn.Addr().String()}
+	if opsLn != nil {
+		n.addrs.Ops = opsLn.Addr().String()
+	}
+	if adminLn != nil {
+		n.addrs.Admin = adminLn.Addr().String()
+	}
+	n.addrMu.Unlock()
+	close(n.bound)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				cancel(fmt.Errorf("%s: %w", name, err))
+			}
+		}()
+	}
+	run("consensus", n.engine.Run)
+	run("filters", filters.Run)
+	run("txpool events", n.forwardPoolEvents)
+	run("block loop", n.loop)
+	run("rpc server", func(ctx context.Context) error {
+		return telemetry.Serve(ctx, httpLn, server.Handler(), n.logger.With("component", "rpc"))
+	})
+	if opsLn != nil {
+		run("ops server", func(ctx context.Context) error {
+			return telemetry.Serve(ctx, opsLn, telemetry.NewOpsHandler(n.gather, n.healthy, n.readyCheck), n.logger.With("component", "ops"))
+		})
+	}
+	if adminLn != nil {
+		admin, err := newAdminHandler(n)
+		if err != nil {
+			cancel(err)
+		} else {
+			run("admin server", func(ctx context.Context) error {
+				return telemetry.Serve(ctx, adminLn, admin, n.logger.With("component", "admin"))
+			})
+		}
+	}
+	n.ready.Store(true)
+	n.logger.Info("node ready", "http", n.addrs.HTTP, "ops", n.addrs.Ops, "admin", n.addrs.Admin)
+	<-ctx.Done()
+	n.ready.Store(false)
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	n.logger.Info("node stopped", "height", n.head.Load().Number)
+	return nil
+}
+
+func (n *Node) healthy() error { return nil }
+
+func (n *Node) readyCheck() error {
+	switch {
+	case n.diverged.Load():
+		return ErrDiverged
+	case !n.ready.Load():
+		return errors.New("not serving")
+	}
+	return nil
+}
+
+// forwardPoolEvents republishes newly executable txpool transactions to RPC
+// subscribers and wakes the block loop.
+func (n *Node) forwardPoolEvents(ctx context.Context) error {
+	ch := make(chan core.NewTxsEvent, 256)
+	sub := n.pool.SubscribeNewTxs(ch)
+	defer sub.Unsubscribe()
+	for {
+		select {
+		case ev := <-ch:
+			n.txFeed.Send(rpc.NewTxsEvent{Txs: ev.Txs})
+			n.wake()
+		case err := <-sub.Err():
+			return err
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (n *Node) wake() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// headers exposes committed headers to execution without exposing blocks
+// above the published head.
+type headers Node
+
+func (h *headers) HeaderByNumber(number uint64) *types.Header {
+	if head := h.head.Load(); head == nil || number > head.Number.Uint64() {
+		return nil
+	}
+	return h.db.HeaderByNumber(number)
+}
+
+func (h *headers) HeaderByHash(hash common.Hash) *types.Header { return h.db.HeaderByHash(hash) }
+
+func (h *headers) HeadHeader() *types.Header { return h.head.Load() }
+
+

@@ -1,0 +1,517 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// JSON-RPC error codes this file answers itself (go-ethereum's values).
+const (
+	srvCodeInvalidRequest   = -32600
+	srvCodeTimeout          = -32002
+	srvCodeResponseTooLarge = -32003
+)
+
+// srvMsgResponseTooLarge is go-ethereum's text for an oversized response.
+const srvMsgResponseTooLarge = "response too large"
+
+// Services are the receivers NewServer registers; a nil receiver is skipped.
+// Each is registered only when its namespace is enabled in Config.Namespaces.
+type Services struct {
+	// Eth and Filters are both served under "eth".
+	Eth, Filters any
+	// Net, Web3, Txpool and Debug are served under their own namespaces.
+	Net, Web3, Txpool, Debug any
+}
+
+// Server is the public JSON-RPC endpoint: HTTP POST and WebSocket on one
+// handler, with the request, batch, response and time limits of Config, and
+// Prometheus metrics. It is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	rpc     *gethrpc.Server
+	ws      http.Handler
+	metrics *serverMetrics
+	logger  *slog.Logger
+	methods map[string]bool // registered method names, for bounded metric labels
+}
+
+// NewServer builds the JSON-RPC server for the namespaces enabled in cfg,
+// registering the given receivers with go-ethereum's rpc package, and its
+// metrics on reg (nil = unregistered). It starts nothing.
+func NewServer(cfg Config, svc Services, reg prometheus.Registerer, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newServerMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("rpc metrics: %w", err)
+	}
+	s := &Server{
+		cfg:     cfg,
+		rpc:     gethrpc.NewServer(),
+		metrics: m,
+		logger:  logger.With("component", "rpc"),
+		methods: map[string]bool{"rpc_modules": true},
+	}
+	s.rpc.SetBatchLimits(cfg.MaxBatchItems, cfg.MaxResponseBytes)
+	s.rpc.SetHTTPBodyLimit(cfg.MaxRequestBytes)
+	s.rpc.SetWebsocketReadLimit(int64(cfg.MaxRequestBytes))
+
+	regs := []struct {
+		ns   string
+		rcvr any
+	}{
+		{"eth", svc.Eth}, {"eth", svc.Filters}, {"net", svc.Net},
+		{"web3", svc.Web3}, {"txpool", svc.Txpool}, {"debug", svc.Debug},
+	}
+	var served []string
+	for _, r := range regs {
+		if r.rcvr == nil || !cfg.Enabled(r.ns) {
+			continue
+		}
+		if err := s.rpc.RegisterName(r.ns, r.rcvr); err != nil {
+			return nil, fmt.Errorf("rpc: register %s %T: %w", r.ns, r.rcvr, err)
+		}
+		for _, name := range methodNames(r.ns, r.rcvr) {
+			s.methods[name] = true
+		}
+		served = append(served, r.ns)
+	}
+	for _, ns := range cfg.Namespaces {
+		if !contains(served, ns) {
+			s.logger.Warn("rpc namespace enabled but no service given", "namespace", ns)
+		}
+	}
+	s.ws = s.rpc.WebsocketHandler([]string{"*"})
+	return s, nil
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// methodNames lists the JSON-RPC method names go-ethereum derives from the
+// exported methods of rcvr (namespace_lowerFirst), plus namespace_subscribe
+// and namespace_unsubscribe. Names of methods go-ethereum rejects as
+// callbacks may appear too; they only widen the metric label set a little.
+func methodNames(ns string, rcvr any) []string {
+	t := reflect.TypeOf(rcvr)
+	names := []string{ns + "_subscribe", ns + "_unsubscribe"}
+	for i := range t.NumMethod() {
+		m := t.Method(i)
+		if !m.IsExported() {
+			continue
+		}
+		r := []rune(m.Name)
+		r[0] = unicode.ToLower(r[0])
+		names = append(names, ns+"_"+string(r))
+	}
+	return names
+}
+
+// Handler returns the http.Handler serving JSON-RPC over HTTP POST and, on
+// the same path, WebSocket upgrades.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isWebSocket(r) {
+			s.serveWS(w, r)
+			return
+		}
+		s.serveHTTP(w, r)
+	})
+}
+
+// Stop closes every WebSocket connection and makes the server refuse new
+// requests. In-flight HTTP calls see their context cancelled.
+func (s *Server) Stop() { s.rpc.Stop() }
+
+func isWebSocket(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
+		strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	s.metrics.WSConnectionsTotal.Inc()
+	s.metrics.WSConnections.Inc()
+	defer s.metrics.WSConnections.Dec()
+	s.ws.ServeHTTP(w, r)
+}
+
+// reqCall is the part of a request the server reads for metrics and errors.
+type reqCall struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+}
+
+// respMsg is the part of a response the server reads for metrics.
+type respMsg struct {
+	ID    json.RawMessage `json:"id"`
+	Error *struct {
+		Code int `json:"code"`
+	} `json:"error"`
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	// Health-check GETs and the methods go-ethereum refuses carry no call:
+	// let go-ethereum answer them as it does.
+	if r.Method != http.MethodPost {
+		s.rpc.ServeHTTP(w, r)
+		return
+	}
+	s.metrics.Inflight.Inc()
+	defer s.metrics.Inflight.Dec()
+	start := time.Now()
+
+	limit := s.cfg.MaxRequestBytes
+	if r.ContentLength > int64(limit) {
+		s.countCalls(nil, false, srvOutcomeTooLarge)
+		writeHTTPError(w, http.StatusRequestEntityTooLarge, srvCodeInvalidRequest,
+			fmt.Sprintf("content length too large (%d>%d)", r.ContentLength, limit))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		s.countCalls(nil, false, srvOutcomeInvalid)
+		writeHTTPError(w, http.StatusBadRequest, srvCodeInvalidRequest, "read error")
+		return
+	}
+	if len(body) > limit {
+		s.countCalls(nil, false, srvOutcomeTooLarge)
+		writeHTTPError(w, http.StatusRequestEntityTooLarge, srvCodeInvalidRequest,
+			fmt.Sprintf("request body too large (>%d)", limit))
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+
+	calls, batch := parseCalls(body)
+
+	ctx := callDeadline{r.Context(), start.Add(s.cfg.CallTimeout)}
+	rec := &capWriter{w: w, header: w.Header(), limit: s.cfg.MaxResponseBytes}
+	if !batch && len(calls) == 1 {
+		rec.singleID = calls[0].ID
+	}
+	s.rpc.ServeHTTP(rec, r.WithContext(ctx))
+	out := rec.finish()
+
+	elapsed := time.Since(start).Seconds()
+	if batch {
+		s.metrics.BatchSize.Observe(float64(len(calls)))
+		s.metrics.Duration.WithLabelValues(srvMethodBatch).Observe(elapsed)
+	} else if len(calls) == 1 {
+		s.metrics.Duration.WithLabelValues(s.label(calls[0].Method)).Observe(elapsed)
+	}
+	if rec.status != http.StatusOK {
+		s.countCalls(calls, batch, srvOutcomeInvalid)
+		return
+	}
+	s.countOutcomes(calls, batch, out)
+}
+
+// callDeadline tells go-ethereum's handler the call deadline without
+// cancelling the method's context at that instant itself: go-ethereum's
+// handler arms a timer from Deadline, and when it fires it cancels the
+// method's context and answers "request timed out" (-32002). Were the
+// context to expire on its own, a method returning ctx.Err() could race that
+// timer and answer "context deadline exceeded" instead.
+type callDeadline struct {
+	context.Context
+	deadline time.Time
+}
+
+// Deadline reports the call deadline.
+func (c callDeadline) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// parseCalls reads the ids and method names of a request body; it returns
+// nil calls when the body is not a JSON object or array of objects.
+func parseCalls(body []byte) (calls []reqCall, batch bool) {
+	body = bytes.TrimLeft(body, " \t\r\n")
+	if len(body) == 0 {
+		return nil, false
+	}
+	if body[0] == '[' {
+		if err := json.Unmarshal(body, &calls); err != nil {
+			// Items that are not objects: count the batch, not its methods.
+			var raw []json.RawMessage
+			if json.Unmarshal(body, &raw) == nil {
+				return make([]reqCall, len(raw)), true
+			}
+			return nil, true
+		}
+		return calls, true
+	}
+	var c reqCall
+	if err := json.Unmarshal(body, &c); err != nil {
+		return nil, false
+	}
+	return []reqCall{c}, false
+}
+
+// label bounds the method label: unregistered names become "unknown".
+func (s *Server) label(method string) string {
+	if s.methods[method] {
+		return method
+	}
+	return srvMethodUnknown
+}
+
+// countCalls counts every call of a request under one outcome; a request
+// whose calls could not be read counts once as "unknown".
+func (s *Server) countCalls(calls []reqCall, batch bool, outcome string) {
+	if len(calls) == 0 {
+		s.metrics.Requests.WithLabelValues(srvMethodUnknown, outcome).Inc()
+		return
+	}
+	for _, c := range calls {
+		s.metrics.Requests.WithLabelValues(s.label(c.Method), outcome).Inc()
+	}
+}
+
+// countOutcomes matches the response to the request's calls by id and counts
+// each call's outcome.
+func (s *Server) countOutcomes(calls []reqCall, batch bool, resp []byte) {
+	resp = bytes.TrimLeft(resp, " \t\r\n")
+	var msgs []respMsg
+	switch {
+	case len(resp) == 0: // notifications only
+	case resp[0] == '[':
+		_ = json.Unmarshal(resp, &msgs)
+	default:
+		var m respMsg
+		if json.Unmarshal(resp, &m) == nil {
+			msgs = []respMsg{m}
+		}
+	}
+	if len(calls) == 0 {
+		code := 0
+		if len(msgs) > 0 && msgs[0].Error != nil {
+			code = msgs[0].Error.Code
+		}
+		s.metrics.Requests.WithLabelValues(srvMethodUnknown, srvOutcomeOf(code)).Inc()
+		return
+	}
+	if !batch {
+		code := 0
+		if len(msgs) == 1 && msgs[0].Error != nil {
+			code = msgs[0].Error.Code
+		}
+		s.metrics.Requests.WithLabelValues(s.label(calls[0].Method), srvOutcomeOf(code)).Inc()
+		return
+	}
+	byID := make(map[string]int, len(msgs))
+	for _, m := range msgs {
+		code := 0
+		if m.Error != nil {
+			code = m.Error.Code
+		}
+		byID[compactID(m.ID)] = code
+	}
+	// Calls without their own answer were cut by a batch-level rejection
+	// (batch too large, timeout): they take the outcome of the first error.
+	fallback := srvOutcomeError
+	for _, m := range msgs {
+		if m.Error != nil {
+			fallback = srvOutcomeOf(m.Error.Code)
+			break
+		}
+	}
+	for _, c := range calls {
+		outcome := srvOutcomeOK // a notification gets no answer
+		if len(c.ID) > 0 {
+			outcome = fallback
+			if code, ok := byID[compactID(c.ID)]; ok {
+				outcome = srvOutcomeOf(code)
+			}
+		}
+		s.metrics.Requests.WithLabelValues(s.label(c.Method), outcome).Inc()
+	}
+}
+
+func compactID(id json.RawMessage) string {
+	var buf bytes.Buffer
+	if json.Compact(&buf, id) != nil {
+		return string(id)
+	}
+	return buf.String()
+}
+
+// writeHTTPError answers a request the server refused before dispatch with an
+// HTTP status and a JSON-RPC error body.
+func writeHTTPError(w http.ResponseWriter, status, code int, msg string) {
+	body := errorBody(nil, code, msg)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// errorBody encodes a JSON-RPC error response for id (nil = null).
+func errorBody(id json.RawMessage, code int, msg string) []byte {
+	if len(id) == 0 || !json.Valid(id) {
+		id = json.RawMessage("null")
+	}
+	b, _ := json.Marshal(struct {
+		Version string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}{
+		Version: "2.0",
+		ID:      id,
+		Error: struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		}{code, msg},
+	})
+	return append(b, '\n')
+}
+
+// capWriter buffers go-ethereum's HTTP answer so the server can enforce the
+// response size limit on single calls (a batch's size is bounded by
+// go-ethereum itself) and read outcomes for metrics. go-ethereum may write a
+// timeout answer from a timer goroutine and flush it while the method still
+// runs, so capWriter is locked, and Flush commits the answer to the client
+// at once.
+type capWriter struct {
+	w        http.ResponseWriter
+	header   http.Header
+	limit    int
+	singleID json.RawMessage
+
+	mu        sync.Mutex
+	status    int
+	buf       []byte
+	committed bool
+}
+
+func (c *capWriter) Header() http.Header { return c.header }
+
+func (c *capWriter) WriteHeader(status int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.status == 0 {
+		c.status = status
+	}
+}
+
+func (c *capWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	if c.committed {
+		return 0, http.ErrHandlerTimeout
+	}
+	c.buf = append(c.buf, p...)
+	return len(p), nil
+}
+
+// Flush commits what was written so far.
+func (c *capWriter) Flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.commitLocked()
+	if f, ok := c.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// finish commits the answer if that has not happened yet and returns the
+// body as go-ethereum wrote it, for metrics.
+func (c *capWriter) finish() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.commitLocked()
+	return c.buf
+}
+
+func (c *capWriter) commitLocked() {
+	if c.committed {
+		return
+	}
+	c.committed = true
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	body := c.buf
+	if c.status == http.StatusOK && len(body) > c.limit && isObject(body) {
+		id := c.singleID
+		if len(id) == 0 {
+			var m respMsg
+			if json.Unmarshal(body, &m) == nil {
+				id = m.ID
+			}
+		}
+		body = errorBody(id, srvCodeResponseTooLarge, srvMsgResponseTooLarge)
+		// Keep the replacement, so metrics see what the client saw.
+		c.buf = body
+	} else if c.status == http.StatusOK && len(body) > c.limit {
+		body = capBatch(body, c.limit)
+		c.buf = body
+	}
+	c.header.Set("Content-Length", strconv.Itoa(len(body)))
+	c.w.WriteHeader(c.status)
+	_, _ = c.w.Write(body)
+}
+
+// capBatch enforces the limit on a batch answer strictly. go-ethereum stops
+// a batch once the answers so far exceed the limit, but keeps the answer that
+// crossed it; capBatch replaces that answer, too, with a "response too large"
+// error carrying its id.
+func capBatch(body []byte, limit int) []byte {
+	var items []json.RawMessage
+	if json.Unmarshal(body, &items) != nil {
+		return body
+	}
+	out := make([]byte, 0, limit)
+	out = append(out, '[')
+	size := 2
+	over := false
+	for i, it := range items {
+		if !over && size+len(it)+1 > limit {
+			over = true
+		}
+		if over {
+			var m respMsg
+			_ = json.Unmarshal(it, &m)
+			it = bytes.TrimRight(errorBody(m.ID, srvCodeResponseTooLarge, srvMsgResponseTooLarge), "\n")
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, it...)
+		size += len(it) + 1
+	}
+	return append(out, ']', '\n')
+}
+
+func isObject(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
+}

@@ -1,0 +1,122 @@
+// Builds the hansa binary and runs `hansa devnet` as a child process on free
+// loopback ports, for the end-to-end tests. Not a test file itself.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { here } from "./compile.mjs";
+
+/** The repository root (two levels above tests/e2e). */
+export const repoRoot = resolve(here, "..", "..");
+
+/** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.on("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+/** Builds ./cmd/hansa into a fresh temporary directory and returns the binary's path. */
+export function buildHansa() {
+  const out = mkdtempSync(join(tmpdir(), "hansa-e2e-bin-"));
+  const bin = join(out, "hansa");
+  const res = spawnSync("go", ["build", "-o", bin, "./cmd/hansa"], { cwd: repoRoot, encoding: "utf8" });
+  if (res.error) throw res.error;
+  if (res.status !== 0) throw new Error(`go build ./cmd/hansa failed (exit ${res.status}):\n${res.stderr}`);
+  return bin;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A running `hansa devnet` child process. Use Devnet.start, then stop() in
+ * an after hook (it is safe to call twice).
+ */
+export class Devnet {
+  constructor(bin, dir, ports, child) {
+    this.bin = bin;
+    this.dir = dir;
+    this.child = child;
+    this.rpcUrl = `http://127.0.0.1:${ports.http}`;
+    this.wsUrl = `ws://127.0.0.1:${ports.http}`;
+    this.opsUrl = `http://127.0.0.1:${ports.ops}`;
+    this.adminUrl = `http://127.0.0.1:${ports.admin}`;
+    this.stdout = "";
+    this.stderr = "";
+    this.exited = new Promise((ok) => child.on("exit", (code, signal) => ok({ code, signal })));
+    child.stdout.on("data", (b) => (this.stdout += b));
+    child.stderr.on("data", (b) => (this.stderr += b));
+    this.info = null;
+  }
+
+  /**
+   * Starts `hansa devnet --dir DIR` on free ports and waits (up to timeoutMs)
+   * until GET /readyz answers 200. DIR is a new temporary directory unless given.
+   */
+  static async start(bin, { dir, timeoutMs = 60_000 } = {}) {
+    let tmpRoot = null;
+    if (dir === undefined) {
+      tmpRoot = mkdtempSync(join(tmpdir(), "hansa-e2e-"));
+      dir = join(tmpRoot, "devnet");
+    }
+    const ports = { http: await freePort(), ops: await freePort(), admin: await freePort() };
+    const args = [
+      "devnet", "--dir", dir,
+      "--http", `127.0.0.1:${ports.http}`,
+      "--ops", `127.0.0.1:${ports.ops}`,
+      "--admin", `127.0.0.1:${ports.admin}`,
+    ];
+    const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const d = new Devnet(bin, dir, ports, child);
+    d.tmpRoot = tmpRoot;
+    const killOnExit = () => child.kill("SIGKILL");
+    process.once("exit", killOnExit);
+    d.exited.then(() => process.removeListener("exit", killOnExit));
+    await d.waitReady(timeoutMs);
+    d.info = JSON.parse(readFileSync(join(dir, "devnet.json"), "utf8"));
+    return d;
+  }
+
+  async waitReady(timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    let exit = null;
+    this.exited.then((e) => (exit = e));
+    let last = "";
+    while (Date.now() < deadline) {
+      if (exit) throw new Error(`hansa devnet exited early (${JSON.stringify(exit)}):\n${this.stderr}`);
+      try {
+        const res = await fetch(`${this.opsUrl}/readyz`, { signal: AbortSignal.timeout(2_000) });
+        last = `${res.status} ${await res.text()}`;
+        if (res.status === 200) return;
+      } catch (e) {
+        last = String(e);
+      }
+      await sleep(100);
+    }
+    throw new Error(`hansa devnet not ready after ${timeoutMs} ms (last /readyz: ${last}):\n${this.stderr}`);
+  }
+
+  /**
+   * Sends SIGTERM and waits for the process to exit; after timeoutMs it sends
+   * SIGKILL. Resolves to { code, signal } of the exit.
+   */
+  async stop(timeoutMs = 30_000) {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exited;
+    this.child.kill("SIGTERM");
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);
+    const res = await this.exited;
+    clearTimeout(timer);
+    return res;
+  }
+
+  /** Removes the temporary directory start created, if any (call after stop). */
+  cleanup() {
+    if (this.tmpRoot) rmSync(this.tmpRoot, { recursive: true, force: true });
+  }
+}
