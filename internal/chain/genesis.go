@@ -39,9 +39,9 @@ type Genesis struct {
 	// admits. 0 by default.
 	MinGasPrice *BigInt `json:"minGasPrice,omitempty"`
 	// ExtraData is carried in block 0's header.
-	ExtraData hexutil.Bytes `json:"extraData,omitempty"`
-	Blocks    BlockParams   `json:"blocks"`
-	Members   []Member      `json:"members"`
+	ExtraData hexutil.Bytes              `json:"extraData,omitempty"`
+	Blocks    BlockParams                `json:"blocks"`
+	Members   []Member                   `json:"members"`
 	Alloc     map[common.Address]Account `json:"alloc"`
 }
 

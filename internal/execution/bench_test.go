@@ -112,4 +112,3 @@ func BenchmarkNativeTransfers(b *testing.B) {
 		})
 	}
 }
-

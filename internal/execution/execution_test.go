@@ -30,7 +30,7 @@ type testChain struct {
 
 type memHeaders struct{ c *testChain }
 
-func (h memHeaders) HeaderByNumber(n uint64) *types.Header   { return h.c.db.HeaderByNumber(n) }
+func (h memHeaders) HeaderByNumber(n uint64) *types.Header    { return h.c.db.HeaderByNumber(n) }
 func (h memHeaders) HeaderByHash(x common.Hash) *types.Header { return h.c.db.HeaderByHash(x) }
 func (h memHeaders) HeadHeader() *types.Header                { return h.c.head }
 
@@ -154,9 +154,9 @@ func TestExecuteSkipsInvalidTransactionsWithoutSideEffects(t *testing.T) {
 	poor, _ := crypto.GenerateKey()
 	c.keys = append(c.keys, poor)
 	good := c.transfer(0, 0, to, 1)
-	replay := c.transfer(0, 0, to, 2)                    // nonce already used by good
-	gap := c.transfer(1, 5, to, 3)                       // nonce gap
-	broke := c.transfer(2, 0, to, 4)                     // sender has no funds
+	replay := c.transfer(0, 0, to, 2) // nonce already used by good
+	gap := c.transfer(1, 5, to, 3)    // nonce gap
+	broke := c.transfer(2, 0, to, 4)  // sender has no funds
 	tooBig := c.tx(1, &types.DynamicFeeTx{ChainID: c.g.EthereumConfig().ChainID, Nonce: 0, Gas: params.MaxTxGas + 1, To: &to, GasFeeCap: big.NewInt(1), GasTipCap: big.NewInt(0)})
 	res := c.execute(good, replay, gap, broke, tooBig)
 	if len(res.Block.Transactions()) != 1 || res.Block.Transactions()[0].Hash() != good.Hash() {

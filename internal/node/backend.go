@@ -100,8 +100,8 @@ func (b *backend) SendTransaction(ctx context.Context, tx *types.Transaction) er
 }
 
 func (b *backend) PoolTransaction(hash common.Hash) *types.Transaction { return b.pool.Get(hash) }
-func (b *backend) PoolNonce(addr common.Address) uint64              { return b.pool.Nonce(addr) }
-func (b *backend) PoolStatus() (int, int)                           { return b.pool.Stats() }
+func (b *backend) PoolNonce(addr common.Address) uint64                { return b.pool.Nonce(addr) }
+func (b *backend) PoolStatus() (int, int)                              { return b.pool.Stats() }
 
 func (b *backend) PoolContent() (map[common.Address][]*types.Transaction, map[common.Address][]*types.Transaction) {
 	return b.pool.Content()

@@ -382,5 +382,3 @@ func (h *headers) HeaderByNumber(number uint64) *types.Header {
 func (h *headers) HeaderByHash(hash common.Hash) *types.Header { return h.db.HeaderByHash(hash) }
 
 func (h *headers) HeadHeader() *types.Header { return h.head.Load() }
-
-
