@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/hansa-chain/hansa/internal/chain"
@@ -165,8 +167,18 @@ func (n *Node) apply(ctx context.Context, e consensus.Entry) error {
 	n.metrics.txs.Add(float64(len(block.Transactions())))
 	n.metrics.blockTxs.Observe(float64(len(block.Transactions())))
 	n.metrics.skippedTxs.Add(float64(len(res.Skipped)))
+	// A transaction skipped for lack of block gas fits a later block, and one
+	// skipped for a nonce gap waits for its predecessor; any other reason
+	// will not go away, so drop it rather than propose it again and again.
+	var dead []common.Hash
 	for _, s := range res.Skipped {
 		n.logger.Debug("skipped transaction", "height", block.Number(), "tx_hash", s.Hash, "err", s.Err)
+		if !errors.Is(s.Err, core.ErrGasLimitReached) && !errors.Is(s.Err, core.ErrNonceTooHigh) {
+			dead = append(dead, s.Hash)
+		}
+	}
+	if len(dead) > 0 {
+		n.pool.Remove(dead...)
 	}
 	n.logger.Debug("committed block", "height", block.Number(), "hash", block.Hash(), "txs", len(block.Transactions()), "gas_used", block.GasUsed())
 	return nil

@@ -578,6 +578,18 @@ func (api *EthAPI) GetUncleCountByBlockHash(hash common.Hash) *hexutil.Uint {
 	return nil
 }
 
+// GetUncleByBlockNumberAndIndex returns null: Hansa blocks have no uncles
+// (eth_getUncleByBlockNumberAndIndex).
+func (api *EthAPI) GetUncleByBlockNumberAndIndex(gethrpc.BlockNumber, hexutil.Uint) map[string]any {
+	return nil
+}
+
+// GetUncleByBlockHashAndIndex returns null: Hansa blocks have no uncles
+// (eth_getUncleByBlockHashAndIndex).
+func (api *EthAPI) GetUncleByBlockHashAndIndex(common.Hash, hexutil.Uint) map[string]any {
+	return nil
+}
+
 // ---- transactions and receipts ----
 
 // GetTransactionByHash returns a committed transaction, or one waiting in

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"math/big"
 	"slices"
-	"time"
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
@@ -437,8 +436,8 @@ func (api *EthAPI) Call(ctx context.Context, args CallArgs, block *gethrpc.Block
 
 // EstimateGas returns the lowest gas limit with which the transaction
 // succeeds on the selected block's state, capped by the call's gas and the
-// node's gas cap. A revert is the same code-3 error as eth_call's
-// (eth_estimateGas).
+// node's gas cap; the whole search is bounded by the EVM timeout. A revert
+// is the same code-3 error as eth_call's (eth_estimateGas).
 func (api *EthAPI) EstimateGas(ctx context.Context, args CallArgs, block *gethrpc.BlockNumberOrHash, overrides *StateOverride, blockOverrides *BlockOverrides) (hexutil.Uint64, error) {
 	if err := args.checkBlobFeeCap(); err != nil {
 		return 0, err
@@ -468,9 +467,21 @@ func (api *EthAPI) EstimateGas(ctx context.Context, args CallArgs, block *gethrp
 	}
 	msg := args.toMessage(env.header.BaseFee)
 
-	ctx, cancel := context.WithTimeout(ctx, api.estimateTimeout())
+	timeout := api.cfg.EVMTimeout
+	ectx, cancel := context.WithCancel(ctx)
+	if timeout > 0 {
+		cancel()
+		ectx, cancel = context.WithTimeout(ctx, timeout)
+	}
 	defer cancel()
-	estimate, revert, err := gasestimator.Estimate(ctx, msg, opts, api.cfg.GasCap)
+	estimate, revert, err := gasestimator.Estimate(ectx, msg, opts, api.cfg.GasCap)
+	if ectx.Err() != nil {
+		// A cancelled EVM stops early and its result means nothing.
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, fmt.Errorf("execution aborted (timeout = %v)", timeout)
+	}
 	if err != nil {
 		if errors.Is(err, vm.ErrExecutionReverted) {
 			return 0, newEthRevertError(revert)
@@ -478,15 +489,6 @@ func (api *EthAPI) EstimateGas(ctx context.Context, args CallArgs, block *gethrp
 		return 0, err
 	}
 	return hexutil.Uint64(estimate), nil
-}
-
-// estimateTimeout bounds a whole estimation: a binary search runs the EVM
-// up to ~log2(gas cap) times.
-func (api *EthAPI) estimateTimeout() time.Duration {
-	if api.cfg.EVMTimeout <= 0 {
-		return time.Hour
-	}
-	return api.cfg.EVMTimeout * 8
 }
 
 // AccessListResult is the eth_createAccessList answer; Error is the

@@ -209,6 +209,12 @@ func TestGetBlock(t *testing.T) {
 		t.Errorf("ethclient head = %v, %v; want %s", hdr, err, head.Hash())
 	}
 
+	var hdrMap map[string]any
+	e.mustCall(&hdrMap, "eth_getHeaderByNumber", "0x1")
+	if _, hasTxs := hdrMap["transactions"]; hdrMap["hash"] != b1.Hash().Hex() || hasTxs {
+		t.Errorf("eth_getHeaderByNumber = %v", hdrMap)
+	}
+
 	// Unknown blocks are null, not errors.
 	for _, c := range []struct {
 		method string
@@ -223,6 +229,9 @@ func TestGetBlock(t *testing.T) {
 		{"eth_getTransactionByBlockHashAndIndex", []any{common.HexToHash("0x01"), "0x0"}},
 		{"eth_getTransactionByHash", []any{common.HexToHash("0x01")}},
 		{"eth_getTransactionReceipt", []any{common.HexToHash("0x01")}},
+		{"eth_getUncleByBlockNumberAndIndex", []any{"0x1", "0x0"}},
+		{"eth_getHeaderByNumber", []any{"0x99"}},
+		{"eth_getHeaderByHash", []any{common.HexToHash("0x01")}},
 	} {
 		raw, err := e.call(c.method, c.args...)
 		if err != nil || string(raw) != "null" {
@@ -455,6 +464,17 @@ func TestSendRawTransactionAndTxpool(t *testing.T) {
 	}
 	if got := content["queued"][e.fx.Addr1.Hex()]["5"]; got == nil || got["hash"] != tx5.Hash().Hex() {
 		t.Errorf("txpool_content queued = %v", content["queued"])
+	}
+
+	var from map[string]map[string]map[string]any
+	e.mustCall(&from, "txpool_contentFrom", e.fx.Addr1)
+	if from["pending"]["3"]["hash"] != tx3.Hash().Hex() || from["queued"]["5"]["hash"] != tx5.Hash().Hex() {
+		t.Errorf("txpool_contentFrom = %v", from)
+	}
+	var inspect map[string]map[string]map[string]string
+	e.mustCall(&inspect, "txpool_inspect")
+	if got, want := inspect["queued"][e.fx.Addr1.Hex()]["5"], e.fx.Addr3.Hex()+": 0 wei + 21000 gas × 0 wei"; got != want {
+		t.Errorf("txpool_inspect queued = %q, want %q", got, want)
 	}
 
 	// Errors: geth's texts and the default code -32000.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -13,6 +12,8 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/hansa-chain/hansa/internal/logindex"
 )
 
 // Filter limits and error texts. The texts are go-ethereum's (eth/filters)
@@ -246,7 +247,7 @@ type FilterService struct {
 
 	mu      sync.Mutex
 	filters map[gethrpc.ID]*installedFilter
-	subs    map[*subscriber]struct{}
+	subs    map[*filterSubscriber]struct{}
 	stopped bool          // Run has returned: no new subscriptions
 	quit    chan struct{} // closed when Run returns
 	subWG   sync.WaitGroup
@@ -261,7 +262,7 @@ func NewFilterService(b Backend, cfg Config) *FilterService {
 		cfg:     cfg,
 		now:     time.Now,
 		filters: make(map[gethrpc.ID]*installedFilter),
-		subs:    make(map[*subscriber]struct{}),
+		subs:    make(map[*filterSubscriber]struct{}),
 		quit:    make(chan struct{}),
 	}
 	s.api = &FilterAPI{s: s}
@@ -349,9 +350,9 @@ func (s *FilterService) dispatchHead(ev ChainHeadEvent) {
 	}
 	for sub := range s.subs {
 		switch sub.kind {
-		case subNewHeads:
+		case filterSubHeads:
 			s.deliver(sub, header)
-		case subLogs:
+		case filterSubLogs:
 			if logs := matchLive(ev.Receipts, number, sub.from, sub.to, &sub.crit); len(logs) > 0 {
 				s.deliver(sub, logs)
 			}
@@ -372,7 +373,7 @@ func (s *FilterService) dispatchTxs(ev NewTxsEvent) {
 		}
 	}
 	for sub := range s.subs {
-		if sub.kind == subPendingTxs {
+		if sub.kind == filterSubPendingTxs {
 			s.deliver(sub, ev.Txs)
 		}
 	}
@@ -386,28 +387,12 @@ func matchLive(receipts types.Receipts, number uint64, from, to int64, crit *Fil
 	var out []*types.Log
 	for _, r := range receipts {
 		for _, l := range r.Logs {
-			if filterMatch(l, crit.Addresses, crit.Topics) {
+			if logindex.Match(l, crit.Addresses, crit.Topics) {
 				out = append(out, l)
 			}
 		}
 	}
 	return out
-}
-
-// filterMatch is go-ethereum's per-log check (the same as logindex.Match).
-func filterMatch(l *types.Log, addresses []common.Address, topics [][]common.Hash) bool {
-	if len(addresses) > 0 && !slices.Contains(addresses, l.Address) {
-		return false
-	}
-	if len(topics) > len(l.Topics) {
-		return false
-	}
-	for i, sub := range topics {
-		if len(sub) > 0 && !slices.Contains(sub, l.Topics[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // install adds a filter, enforcing cfg.MaxFilters, and returns its id.
@@ -476,7 +461,7 @@ func (s *FilterService) logs(ctx context.Context, crit *FilterCriteria) ([]*type
 		}
 	}
 	logs, err := s.b.FilterLogs(ctx, from, to, crit.Addresses, crit.Topics, s.cfg.LogsMaxResults)
-	if errors.Is(err, ErrTooManyLogs) {
+	if errors.Is(err, ErrTooManyLogs) || errors.Is(err, logindex.ErrTooManyLogs) {
 		return nil, filterLimitError{fmt.Sprintf("query returned more than %d results", s.cfg.LogsMaxResults)}
 	}
 	if err != nil {

@@ -26,8 +26,11 @@ const (
 	srvCodeResponseTooLarge = -32003
 )
 
-// srvMsgResponseTooLarge is go-ethereum's text for an oversized response.
-const srvMsgResponseTooLarge = "response too large"
+// go-ethereum's texts for an oversized response and a call timeout.
+const (
+	srvMsgResponseTooLarge = "response too large"
+	srvMsgTimeout          = "request timed out"
+)
 
 // Services are the receivers NewServer registers; a nil receiver is skipped.
 // Each is registered only when its namespace is enabled in Config.Namespaces.
@@ -209,10 +212,31 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	calls, batch := parseCalls(body)
 
-	ctx := callDeadline{r.Context(), start.Add(s.cfg.CallTimeout)}
-	rec := &capWriter{w: w, header: w.Header(), limit: s.cfg.MaxResponseBytes}
-	if !batch && len(calls) == 1 {
-		rec.singleID = calls[0].ID
+	rec := &capWriter{w: w, header: make(http.Header), limit: s.cfg.MaxResponseBytes}
+	var ctx context.Context
+	if batch {
+		// go-ethereum times out a batch itself, keeping the answers of the
+		// calls that completed.
+		ctx = callDeadline{r.Context(), start.Add(s.cfg.CallTimeout)}
+	} else {
+		cctx := newCallContext(r.Context())
+		defer cctx.release()
+		var id json.RawMessage
+		if len(calls) == 1 {
+			id = calls[0].ID
+			rec.singleID = id
+		}
+		timer := time.AfterFunc(s.cfg.CallTimeout, func() {
+			// Answer first, then cancel: the method cannot answer
+			// "context deadline exceeded" before the client has its
+			// "request timed out".
+			if len(id) > 0 {
+				rec.commitError(id, srvCodeTimeout, srvMsgTimeout)
+			}
+			cctx.finish(context.DeadlineExceeded)
+		})
+		defer timer.Stop()
+		ctx = cctx
 	}
 	s.rpc.ServeHTTP(rec, r.WithContext(ctx))
 	out := rec.finish()
@@ -231,12 +255,60 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.countOutcomes(calls, batch, out)
 }
 
-// callDeadline tells go-ethereum's handler the call deadline without
-// cancelling the method's context at that instant itself: go-ethereum's
-// handler arms a timer from Deadline, and when it fires it cancels the
-// method's context and answers "request timed out" (-32002). Were the
-// context to expire on its own, a method returning ctx.Err() could race that
-// timer and answer "context deadline exceeded" instead.
+// callContext is the context of a single (non-batch) HTTP call. It ends when
+// the request's context ends or when the server's call timer fires; in the
+// latter case Err is context.DeadlineExceeded (so go-ethereum's tracers and
+// EVM runners treat it as a timeout), but only after the timeout answer has
+// been committed to the client. It reports no Deadline, so go-ethereum's
+// handler does not race the server with a timer of its own.
+type callContext struct {
+	context.Context
+	done chan struct{}
+	stop func() bool
+
+	mu  sync.Mutex
+	err error
+}
+
+func newCallContext(parent context.Context) *callContext {
+	c := &callContext{Context: parent, done: make(chan struct{})}
+	c.stop = context.AfterFunc(parent, func() { c.finish(parent.Err()) })
+	return c
+}
+
+// finish ends the context with err, once.
+func (c *callContext) finish(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+		close(c.done)
+	}
+}
+
+// release ends the context when the call is over.
+func (c *callContext) release() {
+	c.stop()
+	c.finish(context.Canceled)
+}
+
+// Deadline reports none; see the type's comment.
+func (c *callContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// Done is closed when the context ends.
+func (c *callContext) Done() <-chan struct{} { return c.done }
+
+// Err says why the context ended, or nil.
+func (c *callContext) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// callDeadline is the context of a batch: it tells go-ethereum's handler the
+// call deadline without expiring at that instant itself. go-ethereum's
+// handler arms a timer from Deadline; when it fires, it cancels the calls and
+// answers "request timed out" (-32002) for those not completed.
 type callDeadline struct {
 	context.Context
 	deadline time.Time
@@ -391,12 +463,14 @@ func errorBody(id json.RawMessage, code int, msg string) []byte {
 	return append(b, '\n')
 }
 
-// capWriter buffers go-ethereum's HTTP answer so the server can enforce the
-// response size limit on single calls (a batch's size is bounded by
-// go-ethereum itself) and read outcomes for metrics. go-ethereum may write a
-// timeout answer from a timer goroutine and flush it while the method still
-// runs, so capWriter is locked, and Flush commits the answer to the client
-// at once.
+// capWriter buffers go-ethereum's HTTP answer (headers, status and body) so
+// the server can enforce the response size limit and read outcomes for
+// metrics before anything reaches the client. An answer is committed to the
+// client once: by finish after go-ethereum returns, by Flush (go-ethereum
+// flushes a batch's timeout answer from its timer goroutine while calls still
+// run), or by commitError from the server's own call timer. Later writes are
+// dropped. The body and the commit are guarded by mu; go-ethereum's header
+// writes go to capWriter's own map, copied to the client's on commit.
 type capWriter struct {
 	w        http.ResponseWriter
 	header   http.Header
@@ -430,6 +504,29 @@ func (c *capWriter) Write(p []byte) (int, error) {
 	}
 	c.buf = append(c.buf, p...)
 	return len(p), nil
+}
+
+// commitError commits a JSON-RPC error answer for id in place of whatever
+// go-ethereum writes, unless an answer was committed already.
+func (c *capWriter) commitError(id json.RawMessage, code int, msg string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.committed {
+		return
+	}
+	c.committed = true
+	body := errorBody(id, code, msg)
+	c.buf = body
+	// go-ethereum may be setting headers on c.header right now: do not read
+	// them, set the answer's own.
+	h := c.w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	c.w.WriteHeader(http.StatusOK)
+	_, _ = c.w.Write(body)
+	if f, ok := c.w.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 // Flush commits what was written so far.
@@ -475,7 +572,11 @@ func (c *capWriter) commitLocked() {
 		body = capBatch(body, c.limit)
 		c.buf = body
 	}
-	c.header.Set("Content-Length", strconv.Itoa(len(body)))
+	h := c.w.Header()
+	for k, v := range c.header {
+		h[k] = v
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	c.w.WriteHeader(c.status)
 	_, _ = c.w.Write(body)
 }

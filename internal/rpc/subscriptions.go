@@ -8,24 +8,24 @@ import (
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 )
 
-// subscriberQueue bounds the events waiting for one subscription's client.
-// A client that falls this far behind is dropped (see subscriber.dropped).
-const subscriberQueue = 1024
+// filterSubQueue bounds the events waiting for one subscription's client.
+// A client that falls this far behind is dropped (see filterSubscriber.dropped).
+const filterSubQueue = 1024
 
-// subKind is what a subscription delivers.
-type subKind int
+// filterSubKind is what a subscription delivers.
+type filterSubKind int
 
 const (
-	subNewHeads subKind = iota
-	subLogs
-	subPendingTxs
+	filterSubHeads filterSubKind = iota
+	filterSubLogs
+	filterSubPendingTxs
 )
 
-// subscriber is one live eth_subscribe subscription. The dispatcher (Run)
+// filterSubscriber is one live eth_subscribe subscription. The dispatcher (Run)
 // queues events on ch without blocking; the subscription's goroutine sends
 // them to the client.
-type subscriber struct {
-	kind     subKind
+type filterSubscriber struct {
+	kind     filterSubKind
 	crit     FilterCriteria // logs only
 	from, to int64          // logs only: live range (see liveRange)
 	fullTx   bool           // newPendingTransactions only
@@ -33,10 +33,10 @@ type subscriber struct {
 	dropped  chan struct{}  // closed when the queue overflowed
 }
 
-// deliver queues an event for sub, dropping a subscriber whose client does
+// deliver queues an event for sub, dropping a filterSubscriber whose client does
 // not keep up so that one slow client cannot stall block processing. Called
 // with mu held.
-func (s *FilterService) deliver(sub *subscriber, ev any) {
+func (s *FilterService) deliver(sub *filterSubscriber, ev any) {
 	select {
 	case sub.ch <- ev:
 	default:
@@ -45,10 +45,10 @@ func (s *FilterService) deliver(sub *subscriber, ev any) {
 	}
 }
 
-// subscribe registers a subscriber within cfg.MaxSubscriptions and starts its
+// subscribe registers a filterSubscriber within cfg.MaxSubscriptions and starts its
 // goroutine, which runs until the client unsubscribes or disconnects, the
-// subscriber is dropped, or Run returns.
-func (s *FilterService) subscribe(ctx context.Context, sub *subscriber) (*gethrpc.Subscription, error) {
+// filterSubscriber is dropped, or Run returns.
+func (s *FilterService) subscribe(ctx context.Context, sub *filterSubscriber) (*gethrpc.Subscription, error) {
 	notifier, ok := gethrpc.NotifierFromContext(ctx)
 	if !ok {
 		return &gethrpc.Subscription{}, gethrpc.ErrNotificationsUnsupported
@@ -61,7 +61,7 @@ func (s *FilterService) subscribe(ctx context.Context, sub *subscriber) (*gethrp
 	if len(s.subs) >= s.cfg.MaxSubscriptions {
 		return nil, filterLimitError{fmt.Sprintf("too many subscriptions (max %d)", s.cfg.MaxSubscriptions)}
 	}
-	sub.ch = make(chan any, subscriberQueue)
+	sub.ch = make(chan any, filterSubQueue)
 	sub.dropped = make(chan struct{})
 	rpcSub := notifier.CreateSubscription()
 	s.subs[sub] = struct{}{}
@@ -71,7 +71,7 @@ func (s *FilterService) subscribe(ctx context.Context, sub *subscriber) (*gethrp
 }
 
 // serve sends a subscription's events to its client and releases it at the end.
-func (s *FilterService) serve(notifier *gethrpc.Notifier, rpcSub *gethrpc.Subscription, sub *subscriber) {
+func (s *FilterService) serve(notifier *gethrpc.Notifier, rpcSub *gethrpc.Subscription, sub *filterSubscriber) {
 	defer s.subWG.Done()
 	defer func() {
 		s.mu.Lock()
@@ -122,7 +122,7 @@ func (s *FilterService) subscriptionCount() int {
 // NewHeads notifies the header of every new block, in order
 // (eth_subscribe("newHeads")), in go-ethereum's header JSON.
 func (api *FilterAPI) NewHeads(ctx context.Context) (*gethrpc.Subscription, error) {
-	return api.s.subscribe(ctx, &subscriber{kind: subNewHeads})
+	return api.s.subscribe(ctx, &filterSubscriber{kind: filterSubHeads})
 }
 
 // Logs notifies, one by one and in chain order, the logs of new blocks that
@@ -135,12 +135,12 @@ func (api *FilterAPI) Logs(ctx context.Context, crit FilterCriteria) (*gethrpc.S
 	if err != nil {
 		return nil, err
 	}
-	return api.s.subscribe(ctx, &subscriber{kind: subLogs, crit: crit, from: from, to: to})
+	return api.s.subscribe(ctx, &filterSubscriber{kind: filterSubLogs, crit: crit, from: from, to: to})
 }
 
 // NewPendingTransactions notifies every transaction newly admitted to the
 // txpool (eth_subscribe("newPendingTransactions", fullTx)): its hash, or the
 // whole transaction if fullTx is true.
 func (api *FilterAPI) NewPendingTransactions(ctx context.Context, fullTx *bool) (*gethrpc.Subscription, error) {
-	return api.s.subscribe(ctx, &subscriber{kind: subPendingTxs, fullTx: fullTx != nil && *fullTx})
+	return api.s.subscribe(ctx, &filterSubscriber{kind: filterSubPendingTxs, fullTx: fullTx != nil && *fullTx})
 }

@@ -156,12 +156,12 @@ func TestSubscriptionsReleasedOnDisconnect(t *testing.T) {
 	}
 }
 
-// TestSubscriptionSlowClientDropped checks that a subscriber whose queue
+// TestSubscriptionSlowClientDropped checks that a filterSubscriber whose queue
 // overflows is dropped instead of blocking the dispatcher.
 func TestSubscriptionSlowClientDropped(t *testing.T) {
 	b := newFltBackend(t)
 	fs := NewFilterService(b, fltTestConfig())
-	sub := &subscriber{kind: subNewHeads, ch: make(chan any, 2), dropped: make(chan struct{})}
+	sub := &filterSubscriber{kind: filterSubHeads, ch: make(chan any, 2), dropped: make(chan struct{})}
 	fs.subs[sub] = struct{}{}
 	blk := b.appendBlock(t, nil)
 	for range 3 {
@@ -170,7 +170,7 @@ func TestSubscriptionSlowClientDropped(t *testing.T) {
 	select {
 	case <-sub.dropped:
 	default:
-		t.Fatal("overflowing subscriber not dropped")
+		t.Fatal("overflowing filterSubscriber not dropped")
 	}
 	if n := fs.subscriptionCount(); n != 0 {
 		t.Fatalf("%d subscriptions after drop, want 0", n)

@@ -422,52 +422,10 @@ func (p *Pool) Reset(head *types.Header, state StateReader) {
 		included, evicted int
 	)
 	for addr, acct := range p.accounts {
-		txs := acct.sorted()
-		nonce := state.GetNonce(addr)
-		balance := state.GetBalance(addr).ToBig()
-		acct.nonce = nonce
-		acct.pending = acct.pending[:0]
-		clear(acct.queued)
-		acct.total.SetUint64(0)
-		gapped := false
-		need := new(big.Int)
-		for _, ptx := range txs {
-			ptx.tip = ptx.tx.EffectiveGasTipValue(p.head.BaseFee)
-			n := ptx.tx.Nonce()
-			switch {
-			case n < nonce:
-				delete(p.all, ptx.tx.Hash())
-				included++
-				continue
-			case !gapped && n == nonce+uint64(len(acct.pending)):
-				if need.Add(&acct.total, ptx.cost).Cmp(balance) <= 0 {
-					if !ptx.pending {
-						executable = append(executable, ptx.tx)
-					}
-					ptx.pending = true
-					acct.pending = append(acct.pending, ptx)
-					acct.total.Set(need)
-					continue
-				}
-				// Unaffordable: drop it; its successors are gapped now.
-				p.drop(ptx)
-				evicted++
-				gapped = true
-				continue
-			}
-			gapped = true
-			ptx.pending = false
-			if ptx.cost.Cmp(balance) > 0 || now.Sub(ptx.added) > p.cfg.QueuedLifetime || len(acct.queued) >= p.cfg.MaxQueuedPerAccount {
-				p.drop(ptx)
-				evicted++
-				continue
-			}
-			acct.queued[n] = ptx
-			acct.total.Add(&acct.total, ptx.cost)
-		}
-		if acct.empty() {
-			delete(p.accounts, addr)
-		}
+		ex, inc, ev := p.rebuild(addr, acct, now)
+		executable = append(executable, ex...)
+		included += inc
+		evicted += ev
 	}
 	p.pending, p.queued = 0, 0
 	for _, acct := range p.accounts {
@@ -483,6 +441,103 @@ func (p *Pool) Reset(head *types.Header, state StateReader) {
 	if len(executable) > 0 {
 		p.feed.Send(core.NewTxsEvent{Txs: executable})
 	}
+}
+
+// rebuild re-sorts one account against the pool's state: transactions the
+// state nonce has passed are removed, the consecutive affordable run from
+// the state nonce is pending, the rest is queued or dropped. It returns the
+// transactions that became executable and the counts removed as included
+// and evicted. The caller holds the lock and recounts the totals.
+func (p *Pool) rebuild(addr common.Address, acct *account, now time.Time) (executable []*types.Transaction, included, evicted int) {
+	txs := acct.sorted()
+	nonce := p.state.GetNonce(addr)
+	balance := p.state.GetBalance(addr).ToBig()
+	acct.nonce = nonce
+	acct.pending = acct.pending[:0]
+	clear(acct.queued)
+	acct.total.SetUint64(0)
+	gapped := false
+	need := new(big.Int)
+	for _, ptx := range txs {
+		ptx.tip = ptx.tx.EffectiveGasTipValue(p.head.BaseFee)
+		n := ptx.tx.Nonce()
+		switch {
+		case n < nonce:
+			delete(p.all, ptx.tx.Hash())
+			included++
+			continue
+		case !gapped && n == nonce+uint64(len(acct.pending)):
+			if need.Add(&acct.total, ptx.cost).Cmp(balance) <= 0 {
+				if !ptx.pending {
+					executable = append(executable, ptx.tx)
+				}
+				ptx.pending = true
+				acct.pending = append(acct.pending, ptx)
+				acct.total.Set(need)
+				continue
+			}
+			// Unaffordable: drop it; its successors are gapped now.
+			p.drop(ptx)
+			evicted++
+			gapped = true
+			continue
+		}
+		gapped = true
+		ptx.pending = false
+		if ptx.cost.Cmp(balance) > 0 || now.Sub(ptx.added) > p.cfg.QueuedLifetime || len(acct.queued) >= p.cfg.MaxQueuedPerAccount {
+			p.drop(ptx)
+			evicted++
+			continue
+		}
+		acct.queued[n] = ptx
+		acct.total.Add(&acct.total, ptx.cost)
+	}
+	if acct.empty() {
+		delete(p.accounts, addr)
+	}
+	return executable, included, evicted
+}
+
+// Remove drops the given transactions (unknown hashes are ignored). A
+// sender's later transactions become queued until the nonce gap is filled.
+// The node removes transactions that block execution refused for a reason
+// that will not go away, so they are not proposed again and again.
+func (p *Pool) Remove(hashes ...common.Hash) int {
+	p.mu.Lock()
+	now := p.now()
+	touched := map[common.Address]*account{}
+	removed := 0
+	for _, h := range hashes {
+		ptx := p.all[h]
+		if ptx == nil {
+			continue
+		}
+		acct := p.accounts[ptx.from]
+		if ptx.pending {
+			acct.pending = slices.DeleteFunc(acct.pending, func(x *poolTx) bool { return x == ptx })
+		} else {
+			delete(acct.queued, ptx.tx.Nonce())
+		}
+		p.drop(ptx)
+		touched[ptx.from] = acct
+		removed++
+	}
+	var executable []*types.Transaction
+	for addr, acct := range touched {
+		ex, _, _ := p.rebuild(addr, acct, now)
+		executable = append(executable, ex...)
+	}
+	p.pending, p.queued = 0, 0
+	for _, acct := range p.accounts {
+		p.pending += len(acct.pending)
+		p.queued += len(acct.queued)
+	}
+	p.setGauges()
+	p.mu.Unlock()
+	if len(executable) > 0 {
+		p.feed.Send(core.NewTxsEvent{Txs: executable})
+	}
+	return removed
 }
 
 // Get returns the pooled transaction with the given hash, or nil.

@@ -8,6 +8,7 @@
 package rpctest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -295,7 +296,7 @@ func (b *Backend) SendTransaction(_ context.Context, tx *types.Transaction) erro
 		}
 	}
 	list = append(list, tx)
-	slices.SortFunc(list, func(x, y *types.Transaction) int { return int(x.Nonce()) - int(y.Nonce()) })
+	slices.SortFunc(list, func(x, y *types.Transaction) int { return cmp.Compare(x.Nonce(), y.Nonce()) })
 	b.pool[from] = list
 	b.mu.Unlock()
 	b.newTxFeed.Send(rpc.NewTxsEvent{Txs: []*types.Transaction{tx}})
