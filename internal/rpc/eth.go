@@ -66,7 +66,7 @@ func NewEthAPI(b Backend, cfg Config) *EthAPI {
 
 // ---- block selection ----
 
-// ethHeaderByNumber resolves a block number or tag; "pending", "safe" and
+// headerByNumber resolves a block number or tag; "pending", "safe" and
 // "finalized" are the head (finality is immediate). Nil when unknown.
 func (api *EthAPI) headerByNumber(n gethrpc.BlockNumber) *types.Header {
 	switch n {
@@ -135,7 +135,7 @@ func (api *EthAPI) stateAndHeader(sel *gethrpc.BlockNumberOrHash) (*state.StateD
 // ---- chain ----
 
 // ChainId returns the EIP-155 chain id (eth_chainId).
-func (api *EthAPI) ChainId() *hexutil.Big { //nolint:revive // JSON-RPC method name.
+func (api *EthAPI) ChainId() *hexutil.Big {
 	return (*hexutil.Big)(api.b.ChainConfig().ChainID)
 }
 

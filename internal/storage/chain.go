@@ -172,7 +172,7 @@ func (d *DB) FilterLogs(ctx context.Context, from, to uint64, addresses []common
 }
 
 // appliedIndexKey holds the consensus log index of the last applied entry.
-var appliedIndexKey = []byte("hansa-applied-index")
+var appliedIndexKey = []byte("xAppliedIndex") // "x" prefixes are Hansa's; go-ethereum uses none
 
 // AppliedIndex returns the consensus log index of the last applied entry
 // (0 on a new database).

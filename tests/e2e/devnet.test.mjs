@@ -8,6 +8,7 @@ import {
   JsonRpcProvider,
   Wallet,
   WebSocketProvider,
+  getAddress,
   id as keccakId,
   parseEther,
   parseUnits,
@@ -74,8 +75,11 @@ describe("hansa devnet with ethers v6", { timeout: 600_000 }, () => {
     assert.equal(devnet.info.chainId, 1337);
     assert.equal((await provider.getNetwork()).chainId, CHAIN_ID);
     assert.equal(await provider.send("eth_chainId", []), "0x539");
-    assert.equal(devnet.info.accounts[0].address, "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+    // The well-known dev accounts of mnemonic "test test ... junk".
+    assert.equal(getAddress(devnet.info.accounts[0].address), "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+    assert.equal(getAddress(devnet.info.accounts[9].address), "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720");
     for (const a of devnet.info.accounts) {
+      assert.equal(new Wallet(a.privateKey).address, getAddress(a.address), "privateKey matches address");
       assert.equal(await provider.getBalance(a.address, 0), parseEther("10000"), a.address);
     }
   });
