@@ -159,6 +159,7 @@ func initDevnet(dir string) (*devnetFile, error) {
 	cfg.DataDir, cfg.Genesis, cfg.NodeKey = "data", filepath.Join("..", "genesis.json"), "nodekey"
 	cfg.HTTPAddr, cfg.OpsAddr, cfg.AdminAddr = devnetRPCAddr, devnetOpsAddr, devnetAdmin
 	cfg.RPC.Namespaces = append(cfg.RPC.Namespaces, "debug")
+	cfg.RPC.AllowUnprotectedTxs = true // deterministic-deployment tools need them on a dev chain
 	configPath := filepath.Join(nodeDir, "config.toml")
 	if err := node.WriteConfig(configPath, cfg); err != nil {
 		return nil, err

@@ -43,20 +43,22 @@ func Build(ctx context.Context, dir, pkg string) (string, error) {
 	return bin, nil
 }
 
-// FreeAddr returns a 127.0.0.1:PORT address whose port was free a moment
-// ago. Another process may take it before the caller binds it; Start retries
-// with new ports when the node fails to start.
-func FreeAddr(tb testing.TB) string {
+// FreeAddrs returns n distinct 127.0.0.1:PORT addresses whose ports were
+// free a moment ago (all are held open until the last one is picked, so they
+// differ). Another process may take one before the caller binds it; Start
+// retries with new ports when the node fails to start.
+func FreeAddrs(tb testing.TB, n int) []string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("pick a free port: %v", err)
+	addrs := make([]string, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("pick a free port: %v", err)
+		}
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
 	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		tb.Fatalf("close probe listener: %v", err)
-	}
-	return addr
+	return addrs
 }
 
 // Account is a funded dev account as devnet.json lists it.
@@ -129,11 +131,12 @@ func Start(tb testing.TB, bin, dir string) *Devnet {
 }
 
 func start(tb testing.TB, bin, dir string) (*Devnet, error) {
+	addrs := FreeAddrs(tb, 3)
 	d := &Devnet{
 		Dir:       dir,
-		HTTPAddr:  FreeAddr(tb),
-		OpsAddr:   FreeAddr(tb),
-		AdminAddr: FreeAddr(tb),
+		HTTPAddr:  addrs[0],
+		OpsAddr:   addrs[1],
+		AdminAddr: addrs[2],
 		tb:        tb,
 		logs:      new(syncBuffer),
 		done:      make(chan struct{}),

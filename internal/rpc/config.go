@@ -35,6 +35,10 @@ type Config struct {
 	FilterTimeout time.Duration `toml:"filter_timeout"`
 	// MaxSubscriptions bounds the live eth_subscribe subscriptions.
 	MaxSubscriptions int `toml:"max_subscriptions"`
+	// AllowUnprotectedTxs admits legacy transactions without EIP-155 replay
+	// protection (needed by some deterministic-deployment tools). Off by
+	// default, as in go-ethereum.
+	AllowUnprotectedTxs bool `toml:"allow_unprotected_txs"`
 }
 
 // KnownNamespaces are the namespaces this package can serve.

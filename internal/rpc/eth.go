@@ -687,6 +687,10 @@ func (api *EthAPI) GetBlockReceipts(block gethrpc.BlockNumberOrHash) ([]map[stri
 // SendRawTransaction decodes a signed transaction and hands it to the
 // txpool, returning its hash (eth_sendRawTransaction). Blob transactions are
 // refused: Hansa does not carry blobs.
+// errEthUnprotectedTx is go-ethereum's text for a transaction without EIP-155
+// replay protection when those are not allowed.
+var errEthUnprotectedTx = errors.New("only replay-protected (EIP-155) transactions allowed over RPC")
+
 func (api *EthAPI) SendRawTransaction(ctx context.Context, input hexutil.Bytes) (common.Hash, error) {
 	tx := new(types.Transaction)
 	if err := tx.UnmarshalBinary(input); err != nil {
@@ -694,6 +698,11 @@ func (api *EthAPI) SendRawTransaction(ctx context.Context, input hexutil.Bytes) 
 	}
 	if tx.Type() == types.BlobTxType {
 		return common.Hash{}, errEthBlobTxNotSupported
+	}
+	if !tx.Protected() && !api.cfg.AllowUnprotectedTxs {
+		// go-ethereum's default: replayable pre-EIP-155 transactions only
+		// when the operator opts in.
+		return common.Hash{}, errEthUnprotectedTx
 	}
 	if err := api.b.SendTransaction(ctx, tx); err != nil {
 		return common.Hash{}, err

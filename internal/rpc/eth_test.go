@@ -599,3 +599,28 @@ func jsonOf(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+func TestSendRawTransactionUnprotected(t *testing.T) {
+	unprotected := func(e *ethEnv) hexutil.Bytes {
+		k1 := e.key(e.fx.Key1)
+		tx := k1.sign(t, types.HomesteadSigner{}, &types.LegacyTx{Nonce: 3, Gas: 21000, To: &e.fx.Addr3, GasPrice: new(big.Int)})
+		enc, err := tx.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return enc
+	}
+	e := newEthEnv(t, rpctest.Options{})
+	_, err := e.call("eth_sendRawTransaction", unprotected(e))
+	wantRPCError(t, err, -32000, "only replay-protected (EIP-155) transactions allowed over RPC")
+	if pending, queued := e.b.PoolStatus(); pending+queued != 0 {
+		t.Fatalf("refused transaction reached the pool: %d pending %d queued", pending, queued)
+	}
+
+	e = newEthEnv(t, rpctest.Options{}, func(c *rpc.Config) { c.AllowUnprotectedTxs = true })
+	var hash common.Hash
+	e.mustCall(&hash, "eth_sendRawTransaction", unprotected(e))
+	if pending, _ := e.b.PoolStatus(); pending != 1 {
+		t.Fatalf("allowed unprotected transaction not pooled: %d pending", pending)
+	}
+}

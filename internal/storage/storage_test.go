@@ -43,7 +43,7 @@ type headerSource struct {
 	head *types.Header
 }
 
-func (h *headerSource) HeaderByNumber(n uint64) *types.Header   { return h.db.HeaderByNumber(n) }
+func (h *headerSource) HeaderByNumber(n uint64) *types.Header    { return h.db.HeaderByNumber(n) }
 func (h *headerSource) HeaderByHash(x common.Hash) *types.Header { return h.db.HeaderByHash(x) }
 func (h *headerSource) HeadHeader() *types.Header                { return h.head }
 

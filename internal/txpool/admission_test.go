@@ -174,13 +174,13 @@ func TestAddRejections(t *testing.T) {
 			name: "nonce too low",
 			tx:   ok(func(d *types.DynamicFeeTx) { d.Nonce = 1 }),
 			is:   []error{core.ErrNonceTooLow},
-			want: fmt.Sprintf("nonce too low: address %s, tx: 1 state: 2", richAddr.Hex()),
+			want: "nonce too low: next nonce 2, tx nonce 1",
 		},
 		{
 			name: "insufficient funds",
 			tx:   poorTx,
 			is:   []error{core.ErrInsufficientFunds},
-			want: fmt.Sprintf("insufficient funds for gas * price + value: address %s have 1000 want %d", poorAddr.Hex(), 21000*2000+1),
+			want: fmt.Sprintf("insufficient funds for gas * price + value: balance 1000, tx cost %d, overshot %d", 21000*2000+1, 21000*2000+1-1000),
 		},
 		{
 			name: "insufficient funds counting pooled transactions",
@@ -189,8 +189,8 @@ func TestAddRejections(t *testing.T) {
 			},
 			tx: ok(func(d *types.DynamicFeeTx) { d.Nonce = 3 }),
 			is: []error{core.ErrInsufficientFunds},
-			want: fmt.Sprintf("insufficient funds for gas * price + value: address %s have %s want %s", richAddr.Hex(), oneEther,
-				new(big.Int).Add(oneEther, big.NewInt(2*21000*2000+1-50_000_000))),
+			want: fmt.Sprintf("insufficient funds for gas * price + value: balance %s, queued cost %s, tx cost %d, overshot %d", oneEther,
+				new(big.Int).Add(oneEther, big.NewInt(21000*2000-50_000_000)), 21000*2000+1, 2*21000*2000+1-50_000_000),
 		},
 		{
 			name:  "replacement without price bump",

@@ -37,16 +37,32 @@ func errFeeCapTooLow(from common.Address, feeCap, baseFee *big.Int) error {
 	return fmt.Errorf("%w: address %v, maxFeePerGas: %s, baseFee: %s", core.ErrFeeCapTooLow, from.Hex(), feeCap, baseFee)
 }
 
-// errNonceTooLow mirrors geth's state transition text.
-func errNonceTooLow(from common.Address, txNonce, stateNonce uint64) error {
-	return fmt.Errorf("%w: address %v, tx: %d state: %d", core.ErrNonceTooLow, from.Hex(), txNonce, stateNonce)
+// errNonceTooLow is geth's txpool text for a nonce the state has passed.
+func errNonceTooLow(txNonce, stateNonce uint64) error {
+	return fmt.Errorf("%w: next nonce %v, tx nonce %v", core.ErrNonceTooLow, stateNonce, txNonce)
 }
 
-// errInsufficientFunds mirrors geth's state transition text; want is the
-// worst-case cost (gas * fee cap + value) of this transaction plus that of
-// the sender's other pooled transactions.
-func errInsufficientFunds(from common.Address, have, want *big.Int) error {
-	return fmt.Errorf("%w: address %v have %v want %v", core.ErrInsufficientFunds, from.Hex(), have, want)
+// errInsufficientFunds returns geth's txpool text for a sender that cannot
+// pay a transaction's worst-case cost (gas * fee cap + value) on top of its
+// other pooled transactions (queued, the sum of their costs; prev, the cost
+// of the transaction being replaced, or nil), or nil when it can.
+func errInsufficientFunds(balance, cost, queued, prev *big.Int) error {
+	if balance.Cmp(cost) < 0 {
+		return fmt.Errorf("%w: balance %v, tx cost %v, overshot %v", core.ErrInsufficientFunds, balance, cost, new(big.Int).Sub(cost, balance))
+	}
+	if prev != nil {
+		bump := new(big.Int).Sub(cost, prev)
+		need := new(big.Int).Add(queued, bump)
+		if balance.Cmp(need) < 0 {
+			return fmt.Errorf("%w: balance %v, queued cost %v, tx bumped %v, overshot %v", core.ErrInsufficientFunds, balance, queued, bump, new(big.Int).Sub(need, balance))
+		}
+		return nil
+	}
+	need := new(big.Int).Add(queued, cost)
+	if balance.Cmp(need) < 0 {
+		return fmt.Errorf("%w: balance %v, queued cost %v, tx cost %v, overshot %v", core.ErrInsufficientFunds, balance, queued, cost, new(big.Int).Sub(need, balance))
+	}
+	return nil
 }
 
 // errAccountLimit is geth's text for a sender over its slot allowance.

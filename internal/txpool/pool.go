@@ -233,7 +233,7 @@ func (p *Pool) add(tx *types.Transaction) ([]*types.Transaction, error) {
 		stateNonce = p.state.GetNonce(from)
 	}
 	if tx.Nonce() < stateNonce {
-		return nil, errNonceTooLow(from, tx.Nonce(), stateNonce)
+		return nil, errNonceTooLow(tx.Nonce(), stateNonce)
 	}
 	ptx := &poolTx{
 		tx:    tx,
@@ -243,12 +243,15 @@ func (p *Pool) add(tx *types.Transaction) ([]*types.Transaction, error) {
 		added: p.now(),
 	}
 	balance := p.state.GetBalance(from).ToBig()
-	want := new(big.Int).Set(ptx.cost)
+	queued, prev := new(big.Int), (*big.Int)(nil)
 	if acct != nil {
-		want.Add(want, acct.spent(tx.Nonce()))
+		queued.Set(&acct.total)
+		if old := acct.get(tx.Nonce()); old != nil {
+			prev = old.cost
+		}
 	}
-	if balance.Cmp(want) < 0 {
-		return nil, errInsufficientFunds(from, balance, want)
+	if err := errInsufficientFunds(balance, ptx.cost, queued, prev); err != nil {
+		return nil, err
 	}
 
 	if acct != nil {

@@ -4,22 +4,31 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { here } from "./compile.mjs";
 
 /** The repository root (two levels above tests/e2e). */
 export const repoRoot = resolve(here, "..", "..");
 
-/** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort() {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.on("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => ok(port));
-    });
-  });
+/**
+ * Returns n distinct TCP ports on 127.0.0.1 that were free a moment ago (all
+ * are held open until the last one is picked, so they differ).
+ */
+export async function freePorts(n) {
+  const servers = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const srv = createServer();
+      servers.push(srv);
+      await new Promise((ok, fail) => {
+        srv.once("error", fail);
+        srv.listen(0, "127.0.0.1", ok);
+      });
+    }
+    return servers.map((s) => s.address().port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((ok) => s.close(() => ok()))));
+  }
 }
 
 /** Builds ./cmd/hansa into a fresh temporary directory and returns the binary's path. */
@@ -30,6 +39,11 @@ export function buildHansa() {
   if (res.error) throw res.error;
   if (res.status !== 0) throw new Error(`go build ./cmd/hansa failed (exit ${res.status}):\n${res.stderr}`);
   return bin;
+}
+
+/** Removes a binary buildHansa made, with its temporary directory. */
+export function removeHansa(bin) {
+  rmSync(dirname(bin), { recursive: true, force: true });
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -49,7 +63,7 @@ export class Devnet {
     this.adminUrl = `http://127.0.0.1:${ports.admin}`;
     this.stdout = "";
     this.stderr = "";
-    this.exited = new Promise((ok) => child.on("exit", (code, signal) => ok({ code, signal })));
+    this.exited = new Promise((ok) => child.on("close", (code, signal) => ok({ code, signal })));
     child.stdout.on("data", (b) => (this.stdout += b));
     child.stderr.on("data", (b) => (this.stderr += b));
     this.info = null;
@@ -60,12 +74,24 @@ export class Devnet {
    * until GET /readyz answers 200. DIR is a new temporary directory unless given.
    */
   static async start(bin, { dir, timeoutMs = 60_000 } = {}) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await Devnet.#startOnce(bin, { dir, timeoutMs });
+      } catch (e) {
+        // Another process may take a port between picking and binding it.
+        if (attempt >= 3 || !String(e).includes("address already in use")) throw e;
+      }
+    }
+  }
+
+  static async #startOnce(bin, { dir, timeoutMs }) {
     let tmpRoot = null;
     if (dir === undefined) {
       tmpRoot = mkdtempSync(join(tmpdir(), "hansa-e2e-"));
       dir = join(tmpRoot, "devnet");
     }
-    const ports = { http: await freePort(), ops: await freePort(), admin: await freePort() };
+    const [http, ops, admin] = await freePorts(3);
+    const ports = { http, ops, admin };
     const args = [
       "devnet", "--dir", dir,
       "--http", `127.0.0.1:${ports.http}`,
@@ -78,7 +104,14 @@ export class Devnet {
     const killOnExit = () => child.kill("SIGKILL");
     process.once("exit", killOnExit);
     d.exited.then(() => process.removeListener("exit", killOnExit));
-    await d.waitReady(timeoutMs);
+    try {
+      await d.waitReady(timeoutMs);
+    } catch (e) {
+      child.kill("SIGKILL");
+      await d.exited;
+      d.cleanup();
+      throw e;
+    }
     d.info = JSON.parse(readFileSync(join(dir, "devnet.json"), "utf8"));
     return d;
   }

@@ -14,7 +14,7 @@ import {
   parseUnits,
 } from "ethers";
 import { compileToken } from "./compile.mjs";
-import { Devnet, buildHansa } from "./devnet.mjs";
+import { Devnet, buildHansa, removeHansa } from "./devnet.mjs";
 
 const CHAIN_ID = 1337n;
 const WAIT_MS = 30_000;
@@ -41,6 +41,7 @@ async function mined(tx) {
 describe("hansa devnet with ethers v6", { timeout: 600_000 }, () => {
   /** @type {Devnet} */
   let devnet;
+  let bin;
   /** @type {JsonRpcProvider} */
   let provider;
   /** @type {WebSocketProvider} */
@@ -52,7 +53,7 @@ describe("hansa devnet with ethers v6", { timeout: 600_000 }, () => {
 
   before(async () => {
     artifact = compileToken();
-    const bin = buildHansa();
+    bin = buildHansa();
     devnet = await Devnet.start(bin);
     provider = new JsonRpcProvider(devnet.rpcUrl, undefined, { cacheTimeout: -1, staticNetwork: true });
     const keys = devnet.info.accounts.map((a) => a.privateKey);
@@ -67,7 +68,10 @@ describe("hansa devnet with ethers v6", { timeout: 600_000 }, () => {
     if (devnet) {
       const exit = await devnet.stop();
       devnet.cleanup();
+      if (bin) removeHansa(bin);
       assert.equal(exit.code, 0, `hansa devnet exit after SIGTERM: ${JSON.stringify(exit)}\n${devnet.stderr}`);
+    } else if (bin) {
+      removeHansa(bin);
     }
   });
 
