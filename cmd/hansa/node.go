@@ -78,7 +78,7 @@ func startNode(ctx context.Context, cfg node.Config, logOut io.Writer, onReady f
 		return err
 	}
 	logger := telemetry.NewLogger(logOut, level, format)
-	n, err := node.New(cfg, logger, telemetry.NewRegistry())
+	n, err := node.New(ctx, cfg, logger, telemetry.NewRegistry())
 	if err != nil {
 		return err
 	}

@@ -104,6 +104,9 @@ func (c *Config) Validate() error {
 	if _, err := telemetry.ParseFormat(c.Log.Format); err != nil {
 		return err
 	}
+	if err := c.Storage.Validate(); err != nil {
+		return err
+	}
 	if err := c.RPC.Validate(); err != nil {
 		return err
 	}

@@ -75,6 +75,10 @@ type Node struct {
 	lastProposal *chain.Proposal
 	lastData     []byte
 
+	// crashOnStop makes Run leave the database as a killed process would
+	// (tests of crash recovery).
+	crashOnStop bool
+
 	addrMu sync.Mutex
 	addrs  Addrs
 	bound  chan struct{}
@@ -90,7 +94,7 @@ type Addrs struct {
 // New validates cfg, opens the database and prepares the node. It starts no
 // goroutine and binds no socket: Run does. Close releases the database if
 // Run is never called.
-func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Node, error) {
+func New(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -122,7 +126,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Node, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := n.open(); err != nil {
+	if err := n.open(ctx); err != nil {
 		n.db.Close()
 		return nil, err
 	}
@@ -158,7 +162,7 @@ func loadOrCreateKey(path string, logger *slog.Logger) (*ecdsa.PrivateKey, error
 
 // open initialises the chain from the database (writing genesis on first
 // start) and builds the components that depend on the head.
-func (n *Node) open() error {
+func (n *Node) open(ctx context.Context) error {
 	genesisBlock, err := n.db.InitGenesis(n.genesis.CoreGenesis())
 	if err != nil {
 		return err
@@ -170,6 +174,11 @@ func (n *Node) open() error {
 	n.head.Store(head)
 	n.chainCtx = execution.NewChainContext(n.config, (*headers)(n))
 	n.exec = execution.New(n.config, n.chainCtx, execution.Rules{FreeGas: n.genesis.FreeGas()})
+	if !n.db.StateOnDisk(head.Root) {
+		if err := n.recoverState(ctx, head); err != nil {
+			return err
+		}
+	}
 	st, err := n.db.StateAt(head.Root)
 	if err != nil {
 		return fmt.Errorf("open state at head %d: %w", head.Number, err)
@@ -185,6 +194,62 @@ func (n *Node) open() error {
 	n.logger.Info("chain opened",
 		"chain_id", n.genesis.ChainID, "genesis", genesisBlock.Hash(), "height", head.Number, "head", head.Hash(),
 		"member", n.id, "address", n.address, "free_gas", n.genesis.FreeGas())
+	return nil
+}
+
+// recoverState rebuilds the head's state after an unclean shutdown: blocks
+// are durable at once but state is flushed every few blocks, so it
+// re-executes the stored blocks after the newest one whose state is on disk.
+// Execution is deterministic; a block that re-executes to a different hash
+// means the database is damaged, and the node refuses to start.
+func (n *Node) recoverState(ctx context.Context, head *types.Header) error {
+	var blocks []*types.Block
+	base := head
+	for !n.db.StateOnDisk(base.Root) {
+		if base.Number.Sign() == 0 {
+			return errors.New("the genesis state is missing from the database")
+		}
+		blk := n.db.BlockByNumber(base.Number.Uint64())
+		if blk == nil {
+			return fmt.Errorf("block %d is missing from the database", base.Number)
+		}
+		blocks = append(blocks, blk)
+		if base = n.db.HeaderByNumber(base.Number.Uint64() - 1); base == nil {
+			return fmt.Errorf("block %d is missing from the database", blk.NumberU64()-1)
+		}
+	}
+	n.logger.Warn("head state was not flushed before the last stop; re-executing blocks",
+		"from", base.Number.Uint64()+1, "to", head.Number, "blocks", len(blocks))
+	start, lastLog := time.Now(), time.Now()
+	parent := base
+	for i := len(blocks) - 1; i >= 0; i-- {
+		blk := blocks[i]
+		st, err := n.db.StateAt(parent.Root)
+		if err != nil {
+			return fmt.Errorf("replay block %d: %w", blk.NumberU64(), err)
+		}
+		p := &chain.Proposal{Number: blk.NumberU64(), ParentHash: blk.ParentHash(), Time: blk.Time(), Proposer: blk.Coinbase(), Txs: blk.Transactions()}
+		res, err := n.exec.Execute(ctx, parent, p, st)
+		if err != nil {
+			return fmt.Errorf("replay block %d: %w", blk.NumberU64(), err)
+		}
+		if res.Block.Hash() != blk.Hash() || len(res.Skipped) > 0 {
+			return fmt.Errorf("replay block %d: re-execution gave block %s, the database holds %s; the datadir is damaged, restore it from a healthy member",
+				blk.NumberU64(), res.Block.Hash(), blk.Hash())
+		}
+		if err := n.db.KeepState(res.Block.Root()); err != nil {
+			return err
+		}
+		parent = res.Block.Header()
+		if time.Since(lastLog) > 5*time.Second {
+			n.logger.Info("re-executing blocks", "height", parent.Number, "to", head.Number)
+			lastLog = time.Now()
+		}
+	}
+	if err := n.db.FlushState(head.Root); err != nil {
+		return err
+	}
+	n.logger.Info("head state rebuilt", "height", head.Number, "blocks", len(blocks), "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -218,7 +283,13 @@ func (n *Node) Address() common.Address { return n.address }
 // Run binds the listeners and runs the node until ctx ends or a component
 // fails, then shuts everything down and closes the database.
 func (n *Node) Run(ctx context.Context) (err error) {
-	defer func() { err = errors.Join(err, n.db.Close()) }()
+	defer func() {
+		if n.crashOnStop {
+			err = errors.Join(err, n.db.Crash())
+			return
+		}
+		err = errors.Join(err, n.db.Close())
+	}()
 	n.logger.Info("starting node", "version", version.Version, "config", fmt.Sprintf("%+v", n.cfg))
 
 	listen := func(addr string) (net.Listener, error) {

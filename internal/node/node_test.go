@@ -50,11 +50,18 @@ func newTestNet(t *testing.T, mutate func(*chain.Genesis)) *testNet {
 
 // start runs a node until the test ends or stop is called.
 func (tn *testNet) start(t *testing.T) (*ethclient.Client, Addrs, func()) {
+	return tn.startNode(t, false)
+}
+
+// startNode runs a node; with crash, stopping it leaves the database as a
+// killed process would.
+func (tn *testNet) startNode(t *testing.T, crash bool) (*ethclient.Client, Addrs, func()) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := New(tn.cfg, logger, prometheus.NewRegistry())
+	n, err := New(t.Context(), tn.cfg, logger, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
+	n.crashOnStop = crash
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
@@ -180,13 +187,13 @@ func TestNodeRefusesForeignDatabaseAndNonMemberKey(t *testing.T) {
 	cfg := tn.cfg
 	cfg.Genesis = other.cfg.Genesis
 	cfg.NodeKey = other.cfg.NodeKey
-	if _, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry()); err == nil {
+	if _, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry()); err == nil {
 		t.Fatal("opened a database holding another chain")
 	}
 	// A key that is not a member.
 	cfg = tn.cfg
 	cfg.NodeKey = filepath.Join(t.TempDir(), "stranger")
-	if _, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry()); err == nil {
+	if _, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry()); err == nil {
 		t.Fatal("started with a key that is not a member")
 	}
 }
@@ -215,5 +222,54 @@ func TestLoadConfigRejectsUnknownKeysAndResolvesPaths(t *testing.T) {
 	}
 	if _, err := LoadConfig(bad); err == nil {
 		t.Fatal("accepted an unknown key")
+	}
+}
+
+// After a crash the head's state may not be on disk; the node re-executes
+// the blocks since the last flush and ends up with the same state.
+func TestNodeRebuildsStateAfterCrash(t *testing.T) {
+	tn := newTestNet(t, nil)
+	tn.cfg.Storage.FlushBlocks, tn.cfg.Storage.FlushInterval = 1000, time.Hour
+	client, _, stop := tn.startNode(t, true)
+	ctx := t.Context()
+	var last *types.Receipt
+	for i := uint64(0); i < 12; i++ {
+		tx := tn.transfer(t, i)
+		if err := client.SendTransaction(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+		last = waitReceipt(t, client, tx.Hash()) // one block per transaction
+	}
+	before, err := client.BalanceAt(ctx, common.HexToAddress("0xbeef"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _ := client.HeaderByNumber(ctx, nil)
+	stop()
+
+	// The crash left the head's state unflushed.
+	st, err := storageOpen(tn.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.StateOnDisk(head.Root) {
+		t.Fatal("test premise: the head state must not be on disk after the crash")
+	}
+	st.Crash()
+
+	client, _, _ = tn.start(t)
+	after, err := client.BalanceAt(ctx, common.HexToAddress("0xbeef"), nil)
+	if err != nil || after.Cmp(before) != 0 || after.Int64() != 12 {
+		t.Fatalf("balance after recovery %v (%v), before %v", after, err, before)
+	}
+	if r, err := client.TransactionReceipt(ctx, last.TxHash); err != nil || r.BlockHash != last.BlockHash {
+		t.Fatalf("receipt after recovery: %v %v", r, err)
+	}
+	tx := tn.transfer(t, 12)
+	if err := client.SendTransaction(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if r := waitReceipt(t, client, tx.Hash()); r.BlockNumber.Uint64() != head.Number.Uint64()+1 {
+		t.Fatalf("next block %d, want %d", r.BlockNumber, head.Number.Uint64()+1)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core"
@@ -37,11 +38,8 @@ func (d *DB) InitGenesis(g *core.Genesis) (*types.Block, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit genesis: %w", err)
 	}
-	if err := d.triedb.Commit(block.Root(), false); err != nil {
+	if err := d.FlushState(block.Root()); err != nil {
 		return nil, fmt.Errorf("commit genesis state: %w", err)
-	}
-	if err := d.sync(); err != nil {
-		return nil, fmt.Errorf("sync genesis: %w", err)
 	}
 	return block, nil
 }
@@ -65,17 +63,21 @@ func (d *DB) HeadHeader() *types.Header {
 	return rawdb.ReadHeader(d.db, hash, number)
 }
 
-// CommitBlock makes a block durable: the state trie rooted at block.Root()
-// (already committed into the trie database by StateDB.Commit), then the
-// block, receipts, transaction lookups, log index and head pointer in one
-// batch, then a WAL sync. When it returns nil the block survives a crash.
+// CommitBlock makes a block durable: the block, receipts, transaction
+// lookups, log index, head pointer and applied index in one batch, then a WAL
+// sync. When it returns nil the block survives a crash. The block's state
+// (already committed into the trie database by StateDB.Commit) stays in
+// memory and is flushed to disk according to the Options; see the package
+// comment for how a restart recovers it.
 //
 // applied is the consensus log index of the entry the block came from; it is
 // stored in the same batch so a restart resumes the log exactly after it.
 func (d *DB) CommitBlock(block *types.Block, receipts types.Receipts, applied uint64) error {
-	if err := d.triedb.Commit(block.Root(), false); err != nil {
-		return fmt.Errorf("commit state of block %d: %w", block.NumberU64(), err)
+	root := block.Root()
+	if err := d.triedb.Reference(root, common.Hash{}); err != nil {
+		return fmt.Errorf("reference state of block %d: %w", block.NumberU64(), err)
 	}
+	d.recent = append(d.recent, root)
 	batch := d.db.NewBatch()
 	hash, number := block.Hash(), block.NumberU64()
 	rawdb.WriteBlock(batch, block)
@@ -97,6 +99,50 @@ func (d *DB) CommitBlock(block *types.Block, receipts types.Receipts, applied ui
 	if err := d.sync(); err != nil {
 		return fmt.Errorf("sync block %d: %w", number, err)
 	}
+	d.sinceFlush++
+	_, dirty, _ := d.triedb.Size()
+	if d.opts.Archive || d.sinceFlush >= d.opts.FlushBlocks || time.Since(d.lastFlush) >= d.opts.FlushInterval || int(dirty) >= d.opts.FlushMB<<20 {
+		if err := d.FlushState(root); err != nil {
+			return err
+		}
+	}
+	for len(d.recent) > d.opts.RecentStates {
+		if err := d.triedb.Dereference(d.recent[0]); err != nil {
+			return fmt.Errorf("release old state: %w", err)
+		}
+		d.recent = d.recent[1:]
+	}
+	return nil
+}
+
+// FlushState writes the state trie rooted at root (held in memory) to disk
+// and syncs it. The node calls it at shutdown for the head's state.
+func (d *DB) FlushState(root common.Hash) error {
+	if root == d.flushed {
+		return nil
+	}
+	if err := d.triedb.Commit(root, false); err != nil {
+		return fmt.Errorf("flush state %s: %w", root, err)
+	}
+	if err := d.sync(); err != nil {
+		return fmt.Errorf("sync state %s: %w", root, err)
+	}
+	d.flushed, d.sinceFlush, d.lastFlush = root, 0, time.Now()
+	return nil
+}
+
+// StateOnDisk reports whether the whole state trie rooted at root is on disk.
+func (d *DB) StateOnDisk(root common.Hash) bool {
+	return root == types.EmptyRootHash || rawdb.HasLegacyTrieNode(d.db, root)
+}
+
+// KeepState holds the state rooted at root in memory as one of the recent
+// states, like a committed block's. Replay after a crash uses it.
+func (d *DB) KeepState(root common.Hash) error {
+	if err := d.triedb.Reference(root, common.Hash{}); err != nil {
+		return err
+	}
+	d.recent = append(d.recent, root)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/big"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -201,8 +202,66 @@ func TestPebbleReopenKeepsEverything(t *testing.T) {
 	if h := db.HeadHeader(); h == nil || h.Hash() != b.Hash() || db.AppliedIndex() != 1 {
 		t.Fatalf("after reopen head %v applied %d", h, db.AppliedIndex())
 	}
+	if !db.StateOnDisk(b.Root()) {
+		t.Fatal("Close did not flush the newest state")
+	}
 	st, err := db.StateAt(b.Root())
 	if err != nil || st.GetNonce(crypto.PubkeyToAddress(f.key.PublicKey)) != 1 {
 		t.Fatalf("state after reopen: %v", err)
+	}
+}
+
+// Blocks are durable at once; state reaches the disk on the flush policy.
+func TestStateFlushPolicy(t *testing.T) {
+	opts := storage.DefaultOptions()
+	opts.FlushBlocks, opts.FlushInterval, opts.RecentStates = 3, time.Hour, 2
+	db, err := storage.OpenPebble(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	f := newFixture(t, db)
+	to := common.HexToAddress("0xbeef")
+	var roots []common.Hash
+	for i := 0; i < 4; i++ {
+		b, _ := f.commit(t, uint64(i+1), f.tx(t, &to, nil))
+		roots = append(roots, b.Root())
+		if db.HeadHeader().Hash() != b.Hash() {
+			t.Fatalf("block %d not durable at once", b.NumberU64())
+		}
+	}
+	for i, want := range []bool{false, false, true, false} {
+		if got := db.StateOnDisk(roots[i]); got != want {
+			t.Errorf("state of block %d on disk: %v, want %v", i+1, got, want)
+		}
+	}
+	// The two most recent states are readable from memory; older unflushed
+	// ones were released, flushed ones stay readable.
+	for i, want := range []bool{false, false, true, true} {
+		_, err := db.StateAt(roots[i])
+		if got := err == nil; got != want {
+			t.Errorf("state of block %d readable: %v (%v), want %v", i+1, got, err, want)
+		}
+	}
+	if err := db.FlushState(roots[3]); err != nil || !db.StateOnDisk(roots[3]) {
+		t.Fatalf("explicit flush: %v", err)
+	}
+}
+
+func TestArchiveFlushesEveryBlock(t *testing.T) {
+	opts := storage.DefaultOptions()
+	opts.Archive = true
+	db, err := storage.OpenPebble(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	f := newFixture(t, db)
+	to := common.HexToAddress("0xbeef")
+	for i := 0; i < 3; i++ {
+		b, _ := f.commit(t, uint64(i+1), f.tx(t, &to, nil))
+		if !db.StateOnDisk(b.Root()) {
+			t.Fatalf("archive mode left block %d's state in memory", b.NumberU64())
+		}
 	}
 }
