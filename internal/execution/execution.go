@@ -201,6 +201,10 @@ func (e *Executor) Execute(ctx context.Context, parent *types.Header, p *chain.P
 		signer = types.MakeSigner(e.config, header.Number, header.Time)
 	)
 	RecoverSenders(signer, p.Txs)
+	// Hash the transactions root on another core while the EVM runs; it is
+	// used when no transaction is skipped (the common case).
+	txRoot := make(chan common.Hash, 1)
+	go func() { txRoot <- types.DeriveSha(p.Txs, trie.NewStackTrie(nil)) }()
 
 	evm := vm.NewEVM(core.NewEVMBlockContext(header, e.chain, nil), statedb, e.config, e.vmcfg)
 	defer evm.Release()
@@ -252,7 +256,19 @@ func (e *Executor) Execute(ctx context.Context, parent *types.Header, p *chain.P
 		return nil, fmt.Errorf("commit state: %w", err)
 	}
 	header.Root = root
-	block := types.NewBlock(header, &types.Body{Transactions: included, Withdrawals: []*types.Withdrawal{}}, receipts, trie.NewStackTrie(nil))
+	header.TxHash = <-txRoot
+	if len(included) != len(p.Txs) {
+		header.TxHash = types.DeriveSha(included, trie.NewStackTrie(nil))
+	}
+	if len(included) == 0 {
+		header.TxHash = types.EmptyTxsHash
+	}
+	header.ReceiptHash, header.Bloom = types.EmptyReceiptsHash, types.Bloom{}
+	if len(receipts) > 0 {
+		header.ReceiptHash = types.DeriveSha(receipts, trie.NewStackTrie(nil))
+		header.Bloom = types.MergeBloom(receipts)
+	}
+	block := types.NewBlockWithHeader(header).WithBody(types.Body{Transactions: included, Withdrawals: []*types.Withdrawal{}})
 	fillReceipts(block, receipts, signer)
 	return &Result{Block: block, Receipts: receipts, Skipped: skipped}, nil
 }

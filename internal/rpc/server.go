@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -51,6 +52,7 @@ type Server struct {
 	metrics *serverMetrics
 	logger  *slog.Logger
 	methods map[string]bool // registered method names, for bounded metric labels
+	stopped atomic.Bool
 }
 
 // NewServer builds the JSON-RPC server for the namespaces enabled in cfg,
@@ -148,8 +150,11 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Stop closes every WebSocket connection and makes the server refuse new
-// requests. In-flight HTTP calls see their context cancelled.
-func (s *Server) Stop() { s.rpc.Stop() }
+// requests: HTTP calls after Stop are answered 503 with a JSON-RPC error.
+func (s *Server) Stop() {
+	s.stopped.Store(true)
+	s.rpc.Stop()
+}
 
 func isWebSocket(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
@@ -182,6 +187,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// let go-ethereum answer them as it does.
 	if r.Method != http.MethodPost {
 		s.rpc.ServeHTTP(w, r)
+		return
+	}
+	if s.stopped.Load() {
+		writeHTTPError(w, http.StatusServiceUnavailable, srvCodeInvalidRequest, "server is shutting down")
 		return
 	}
 	s.metrics.Inflight.Inc()
@@ -217,7 +226,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if batch {
 		// go-ethereum times out a batch itself, keeping the answers of the
 		// calls that completed.
-		ctx = callDeadline{r.Context(), start.Add(s.cfg.CallTimeout)}
+		deadline := start.Add(s.cfg.CallTimeout)
+		ctx = callDeadline{r.Context(), deadline}
+		rec.batchDeadline = deadline
+		for _, c := range calls {
+			if len(c.ID) > 0 {
+				rec.batchIDs = append(rec.batchIDs, c.ID)
+			}
+		}
 	} else {
 		cctx := newCallContext(r.Context())
 		defer cctx.release()
@@ -248,7 +264,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if len(calls) == 1 {
 		s.metrics.Duration.WithLabelValues(s.label(calls[0].Method)).Observe(elapsed)
 	}
-	if rec.status != http.StatusOK {
+	if rec.statusCode() != http.StatusOK {
 		s.countCalls(calls, batch, srvOutcomeInvalid)
 		return
 	}
@@ -476,6 +492,9 @@ type capWriter struct {
 	header   http.Header
 	limit    int
 	singleID json.RawMessage
+	// batchIDs are the ids of a batch's calls; batchDeadline its deadline.
+	batchIDs      []json.RawMessage
+	batchDeadline time.Time
 
 	mu        sync.Mutex
 	status    int
@@ -484,6 +503,13 @@ type capWriter struct {
 }
 
 func (c *capWriter) Header() http.Header { return c.header }
+
+// statusCode is the committed answer's HTTP status.
+func (c *capWriter) statusCode() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status
+}
 
 func (c *capWriter) WriteHeader(status int) {
 	c.mu.Lock()
@@ -515,6 +541,7 @@ func (c *capWriter) commitError(id json.RawMessage, code int, msg string) {
 		return
 	}
 	c.committed = true
+	c.status = http.StatusOK
 	body := errorBody(id, code, msg)
 	c.buf = body
 	// go-ethereum may be setting headers on c.header right now: do not read
@@ -568,7 +595,11 @@ func (c *capWriter) commitLocked() {
 		body = errorBody(id, srvCodeResponseTooLarge, srvMsgResponseTooLarge)
 		// Keep the replacement, so metrics see what the client saw.
 		c.buf = body
-	} else if c.status == http.StatusOK && len(body) > c.limit {
+	} else if c.status == http.StatusOK && !c.batchDeadline.IsZero() && time.Now().After(c.batchDeadline) {
+		body = completeBatch(body, c.batchIDs)
+		c.buf = body
+	}
+	if c.status == http.StatusOK && len(body) > c.limit && !isObject(body) {
 		body = capBatch(body, c.limit)
 		c.buf = body
 	}
@@ -579,6 +610,34 @@ func (c *capWriter) commitLocked() {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	c.w.WriteHeader(c.status)
 	_, _ = c.w.Write(body)
+}
+
+// completeBatch adds a "request timed out" answer for every call id missing
+// from a timed-out batch's answer: when a call returns on cancellation
+// before go-ethereum's batch timer answers for the rest, go-ethereum writes
+// only the answers it has.
+func completeBatch(body []byte, ids []json.RawMessage) []byte {
+	var items []json.RawMessage
+	if json.Unmarshal(body, &items) != nil || len(items) >= len(ids) {
+		return body
+	}
+	seen := make(map[string]bool, len(items))
+	for _, it := range items {
+		var m respMsg
+		if json.Unmarshal(it, &m) == nil {
+			seen[compactID(m.ID)] = true
+		}
+	}
+	for _, id := range ids {
+		if !seen[compactID(id)] {
+			items = append(items, bytes.TrimRight(errorBody(id, srvCodeTimeout, srvMsgTimeout), "\n"))
+		}
+	}
+	out, err := json.Marshal(items)
+	if err != nil {
+		return body
+	}
+	return append(out, '\n')
 }
 
 // capBatch enforces the limit on a batch answer strictly. go-ethereum stops

@@ -359,6 +359,65 @@ func TestServerHTTPStatusPassThrough(t *testing.T) {
 	}
 }
 
+func TestServerBatchTimeout(t *testing.T) {
+	_, _, hs := newTestServer(t, srvTestConfig())
+	body := `[{"jsonrpc":"2.0","id":1,"method":"eth_add","params":[1,2]},{"jsonrpc":"2.0","id":2,"method":"eth_slow"},{"jsonrpc":"2.0","id":3,"method":"eth_add","params":[2,2]}]`
+	_, out := post(t, hs.URL, body, false)
+	var rs []srvTestResp
+	if err := json.Unmarshal(out, &rs); err != nil || len(rs) != 3 {
+		t.Fatalf("answer %s (%v)", out, err)
+	}
+	// The completed call keeps its result; the slow one and the one after it
+	// are answered with errors (go-ethereum's batch timeout), the one never
+	// started with -32002.
+	byID := map[string]srvTestResp{}
+	for _, r := range rs {
+		byID[string(r.ID)] = r
+	}
+	if string(byID["1"].Result) != "3" {
+		t.Errorf("first result %s, want 3", byID["1"].Result)
+	}
+	if byID["2"].Error == nil || byID["3"].Error == nil || byID["3"].Error.Code != -32002 {
+		t.Errorf("want errors for items 2 and 3 (3 = -32002): %s", out)
+	}
+}
+
+func TestCallContextTimeoutIsDeadlineExceeded(t *testing.T) {
+	c := newCallContext(t.Context())
+	child, cancel := context.WithTimeout(c, time.Hour)
+	defer cancel()
+	if _, ok := c.Deadline(); ok {
+		t.Error("callContext reports a deadline")
+	}
+	c.finish(context.DeadlineExceeded)
+	<-child.Done()
+	if !errors.Is(child.Err(), context.DeadlineExceeded) || !errors.Is(c.Err(), context.DeadlineExceeded) {
+		t.Errorf("errs %v / %v, want deadline exceeded", c.Err(), child.Err())
+	}
+	c.release() // idempotent after finish
+	if !errors.Is(c.Err(), context.DeadlineExceeded) {
+		t.Errorf("release changed err to %v", c.Err())
+	}
+
+	parent, pcancel := context.WithCancel(t.Context())
+	c2 := newCallContext(parent)
+	pcancel()
+	<-c2.Done()
+	if !errors.Is(c2.Err(), context.Canceled) {
+		t.Errorf("parent cancel gave %v", c2.Err())
+	}
+}
+
+func TestServerStopped(t *testing.T) {
+	s, _, hs := newTestServer(t, srvTestConfig())
+	s.Stop()
+	status, out := post(t, hs.URL, `{"jsonrpc":"2.0","id":1,"method":"eth_add","params":[1,2]}`, false)
+	var r srvTestResp
+	if err := json.Unmarshal(out, &r); err != nil || status != 503 || r.Error == nil {
+		t.Errorf("after Stop: %d %s (%v)", status, out, err)
+	}
+}
+
 func TestServerMetrics(t *testing.T) {
 	_, reg, hs := newTestServer(t, srvTestConfig())
 	calls := []string{

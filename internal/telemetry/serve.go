@@ -9,12 +9,13 @@ import (
 	"time"
 )
 
-// Timeouts of the HTTP servers Serve runs. Reads and writes of whole requests
-// are bounded by the handlers themselves (the JSON-RPC server has its own call
-// timeout and WebSocket connections are long-lived), so only the header read
-// and idle keep-alive are bounded here.
+// Timeouts of the HTTP servers Serve runs. Reading a request (headers and
+// body) is bounded; writing is bounded by the handlers themselves (the
+// JSON-RPC server has its own call timeout, and WebSocket connections, whose
+// deadlines are cleared on upgrade, are long-lived).
 const (
 	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
 	idleTimeout       = 2 * time.Minute
 	shutdownTimeout   = 5 * time.Second
 	maxHeaderBytes    = 1 << 20
@@ -29,6 +30,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Lo
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
