@@ -109,6 +109,12 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	return startNode(ctx, cfg, stderr, func(addrs node.Addrs) {
+		// Record the addresses actually bound (flags may override the
+		// defaults), so tools reading devnet.json find the node.
+		d.setEndpoints(0, addrs)
+		if err := writeDevnet(dir, d); err != nil {
+			fmt.Fprintf(stderr, "devnet: update %s/devnet.json: %v\n", dir, err)
+		}
 		printDevnet(stdout, dir, d, addrs)
 	})
 }
@@ -171,6 +177,23 @@ func initDevnet(dir string) (*devnetFile, error) {
 		Config: configPath, DataDir: filepath.Join(nodeDir, "data"),
 	}}
 	return d, writeDevnet(dir, d)
+}
+
+// setEndpoints records node i's bound addresses; node 0's RPC is also the
+// devnet's entry point.
+func (d *devnetFile) setEndpoints(i int, addrs node.Addrs) {
+	n := &d.Nodes[i]
+	n.RPC, n.WS = "http://"+addrs.HTTP, "ws://"+addrs.HTTP
+	n.Metrics, n.Admin = "", ""
+	if addrs.Ops != "" {
+		n.Metrics = "http://" + addrs.Ops + "/metrics"
+	}
+	if addrs.Admin != "" {
+		n.Admin = "http://" + addrs.Admin
+	}
+	if i == 0 {
+		d.RPC, d.WS = n.RPC, n.WS
+	}
 }
 
 func writeDevnet(dir string, d *devnetFile) error {

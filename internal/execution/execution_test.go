@@ -11,6 +11,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/params"
+	"github.com/holiman/uint256"
 
 	"github.com/hansa-chain/hansa/internal/chain"
 	"github.com/hansa-chain/hansa/internal/execution"
@@ -257,5 +258,39 @@ func TestRecoverSendersFindsBadSignature(t *testing.T) {
 	fresh := types.Transactions{c.transfer(0, 500, common.HexToAddress("0x1"), 1), forged}
 	if bad := execution.RecoverSenders(c.signer, fresh); bad != 1 {
 		t.Fatalf("forged signature reported at %d, want 1", bad)
+	}
+}
+
+// EIP-7702: an account delegates to code, and calls to it run that code.
+func TestExecuteSetCodeTransaction(t *testing.T) {
+	c := newTestChain(t, 2, nil)
+	chainID := c.g.EthereumConfig().ChainID
+	// Runtime code: SSTORE(0, 0x2a), STOP.
+	runtime := []byte{0x60, 0x2a, 0x60, 0x00, 0x55, 0x00}
+	initCode := append([]byte{0x60, byte(len(runtime)), 0x60, 0x0c, 0x60, 0x00, 0x39, 0x60, byte(len(runtime)), 0x60, 0x00, 0xf3}, runtime...)
+	deploy := c.tx(0, &types.DynamicFeeTx{ChainID: chainID, Nonce: 0, Gas: 200000, GasFeeCap: big.NewInt(1), Data: initCode})
+	target := crypto.CreateAddress(c.addr(0), 0)
+	c.execute(deploy)
+
+	auth, err := types.SignSetCode(c.keys[1], types.SetCodeAuthorization{ChainID: *uint256.MustFromBig(chainID), Address: target, Nonce: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delegator := c.addr(1)
+	setCode := c.tx(0, &types.SetCodeTx{ChainID: uint256.MustFromBig(chainID), Nonce: 1, Gas: 200000, GasFeeCap: uint256.NewInt(1),
+		To: delegator, AuthList: []types.SetCodeAuthorization{auth}})
+	res := c.execute(setCode)
+	if len(res.Receipts) != 1 || res.Receipts[0].Status != types.ReceiptStatusSuccessful || res.Receipts[0].Type != types.SetCodeTxType {
+		t.Fatalf("set-code tx: %+v skipped %v", res.Receipts, res.Skipped)
+	}
+	st, err := c.db.StateAt(c.head.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addr, ok := types.ParseDelegation(st.GetCode(delegator)); !ok || addr != target {
+		t.Fatalf("delegation not installed: code %x", st.GetCode(delegator))
+	}
+	if got := st.GetState(delegator, common.Hash{}); got != common.BigToHash(big.NewInt(0x2a)) {
+		t.Fatalf("delegated code did not run in the account's context: slot 0 = %s", got)
 	}
 }
