@@ -83,9 +83,11 @@ type debugInvalidParams struct{ msg string }
 func (e *debugInvalidParams) Error() string  { return e.msg }
 func (e *debugInvalidParams) ErrorCode() int { return -32602 }
 
-// debugDeadline turns the call deadline the server announces into a real
-// context deadline, so a trace that outlives the call timeout is stopped
-// (go-ethereum's tracer stops the EVM on context.DeadlineExceeded only).
+// debugDeadline makes sure a trace that outlives the call is stopped:
+// go-ethereum's tracer stops the EVM only when its context ends with
+// context.DeadlineExceeded. A single HTTP call's context already ends that
+// way at the call timeout; a batch's context only announces its deadline
+// (go-ethereum's batch timer cancels it), so that deadline is made real here.
 func debugDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
 	if dl, ok := ctx.Deadline(); ok {
 		return context.WithDeadline(ctx, dl)

@@ -41,8 +41,8 @@ func newDebugFixture(t *testing.T) *debugFixture {
 	return &debugFixture{b: b, fx: fx, c: c}
 }
 
-// structLogResult is the default tracer's result shape.
-type structLogResult struct {
+// debugStructLogs is the default tracer's result shape.
+type debugStructLogs struct {
 	Gas         uint64 `json:"gas"`
 	Failed      bool   `json:"failed"`
 	ReturnValue string `json:"returnValue"`
@@ -51,8 +51,8 @@ type structLogResult struct {
 	} `json:"structLogs"`
 }
 
-// callFrame is the callTracer's result shape (the fields checked here).
-type callFrame struct {
+// debugCallFrame is the debugCallTracer's result shape (the fields checked here).
+type debugCallFrame struct {
 	Type    string          `json:"type"`
 	From    common.Address  `json:"from"`
 	To      common.Address  `json:"to"`
@@ -64,11 +64,11 @@ type callFrame struct {
 	Logs    json.RawMessage `json:"logs"`
 }
 
-var callTracer = map[string]any{"tracer": "callTracer"}
+var debugCallTracer = map[string]any{"tracer": "callTracer"}
 
 func TestDebugTraceTransactionStructLogger(t *testing.T) {
 	d := newDebugFixture(t)
-	var res structLogResult
+	var res debugStructLogs
 	if err := d.c.Call(&res, "debug_traceTransaction", d.fx.StoreTx); err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +95,8 @@ func TestDebugTraceTransactionStructLogger(t *testing.T) {
 // block 1, which needs the first replayed on the parent state.
 func TestDebugTraceTransactionReplaysEarlierTxs(t *testing.T) {
 	d := newDebugFixture(t)
-	var f callFrame
-	if err := d.c.Call(&f, "debug_traceTransaction", d.fx.DynamicTx, callTracer); err != nil {
+	var f debugCallFrame
+	if err := d.c.Call(&f, "debug_traceTransaction", d.fx.DynamicTx, debugCallTracer); err != nil {
 		t.Fatal(err)
 	}
 	if f.Type != "CALL" || f.From != d.fx.Addr2 || f.To != d.fx.Addr3 || f.Value.ToInt().Cmp(big.NewInt(2)) != 0 || f.GasUsed != 21000 {
@@ -107,10 +107,10 @@ func TestDebugTraceTransactionReplaysEarlierTxs(t *testing.T) {
 func TestDebugTraceBlockByNumber(t *testing.T) {
 	d := newDebugFixture(t)
 	var res []struct {
-		TxHash common.Hash `json:"txHash"`
-		Result callFrame   `json:"result"`
+		TxHash common.Hash    `json:"txHash"`
+		Result debugCallFrame `json:"result"`
 	}
-	if err := d.c.Call(&res, "debug_traceBlockByNumber", hexutil.Uint64(1), callTracer); err != nil {
+	if err := d.c.Call(&res, "debug_traceBlockByNumber", hexutil.Uint64(1), debugCallTracer); err != nil {
 		t.Fatal(err)
 	}
 	if len(res) != 2 || res[0].TxHash != d.fx.TransferTx || res[1].TxHash != d.fx.DynamicTx {
@@ -158,8 +158,8 @@ func TestDebugTraceCall(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.block, func(t *testing.T) {
-			var f callFrame
-			if err := d.c.Call(&f, "debug_traceCall", call, tt.block, callTracer); err != nil {
+			var f debugCallFrame
+			if err := d.c.Call(&f, "debug_traceCall", call, tt.block, debugCallTracer); err != nil {
 				t.Fatal(err)
 			}
 			if got := new(big.Int).SetBytes(f.Output); got.Uint64() != tt.want || f.Error != "" {
@@ -171,7 +171,7 @@ func TestDebugTraceCall(t *testing.T) {
 			}
 		})
 	}
-	var f callFrame
+	var f debugCallFrame
 	err := d.c.Call(&f, "debug_traceCall", "not an object", "latest")
 	var rerr gethrpc.Error
 	if !errors.As(err, &rerr) || rerr.ErrorCode() != -32602 {

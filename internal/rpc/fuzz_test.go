@@ -39,6 +39,7 @@ func FuzzJSONRPCRequest(f *testing.F) {
 	defer hs.Close()
 	defer s.Stop()
 	client := hs.Client()
+	client.Timeout = 20 * time.Second // a hang fails the input instead of the run
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := http.NewRequest(http.MethodPost, hs.URL, bytes.NewReader(body))

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,13 +96,13 @@ func NewServer(cfg Config, svc Services, reg prometheus.Registerer, logger *slog
 		if err := s.rpc.RegisterName(r.ns, r.rcvr); err != nil {
 			return nil, fmt.Errorf("rpc: register %s %T: %w", r.ns, r.rcvr, err)
 		}
-		for _, name := range methodNames(r.ns, r.rcvr) {
+		for _, name := range srvMethodNames(r.ns, r.rcvr) {
 			s.methods[name] = true
 		}
 		served = append(served, r.ns)
 	}
 	for _, ns := range cfg.Namespaces {
-		if !contains(served, ns) {
+		if !slices.Contains(served, ns) {
 			s.logger.Warn("rpc namespace enabled but no service given", "namespace", ns)
 		}
 	}
@@ -109,20 +110,11 @@ func NewServer(cfg Config, svc Services, reg prometheus.Registerer, logger *slog
 	return s, nil
 }
 
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// methodNames lists the JSON-RPC method names go-ethereum derives from the
+// srvMethodNames lists the JSON-RPC method names go-ethereum derives from the
 // exported methods of rcvr (namespace_lowerFirst), plus namespace_subscribe
 // and namespace_unsubscribe. Names of methods go-ethereum rejects as
 // callbacks may appear too; they only widen the metric label set a little.
-func methodNames(ns string, rcvr any) []string {
+func srvMethodNames(ns string, rcvr any) []string {
 	t := reflect.TypeOf(rcvr)
 	names := []string{ns + "_subscribe", ns + "_unsubscribe"}
 	for i := range t.NumMethod() {
@@ -141,7 +133,7 @@ func methodNames(ns string, rcvr any) []string {
 // the same path, WebSocket upgrades.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isWebSocket(r) {
+		if srvIsWebSocket(r) {
 			s.serveWS(w, r)
 			return
 		}
@@ -156,7 +148,7 @@ func (s *Server) Stop() {
 	s.rpc.Stop()
 }
 
-func isWebSocket(r *http.Request) bool {
+func srvIsWebSocket(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
 		strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
 }
@@ -190,7 +182,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.stopped.Load() {
-		writeHTTPError(w, http.StatusServiceUnavailable, srvCodeInvalidRequest, "server is shutting down")
+		srvWriteHTTPError(w, http.StatusServiceUnavailable, srvCodeInvalidRequest, "server is shutting down")
 		return
 	}
 	s.metrics.Inflight.Inc()
@@ -200,26 +192,26 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	limit := s.cfg.MaxRequestBytes
 	if r.ContentLength > int64(limit) {
 		s.countCalls(nil, false, srvOutcomeTooLarge)
-		writeHTTPError(w, http.StatusRequestEntityTooLarge, srvCodeInvalidRequest,
+		srvWriteHTTPError(w, http.StatusRequestEntityTooLarge, srvCodeInvalidRequest,
 			fmt.Sprintf("content length too large (%d>%d)", r.ContentLength, limit))
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
 		s.countCalls(nil, false, srvOutcomeInvalid)
-		writeHTTPError(w, http.StatusBadRequest, srvCodeInvalidRequest, "read error")
+		srvWriteHTTPError(w, http.StatusBadRequest, srvCodeInvalidRequest, "read error")
 		return
 	}
 	if len(body) > limit {
 		s.countCalls(nil, false, srvOutcomeTooLarge)
-		writeHTTPError(w, http.StatusRequestEntityTooLarge, srvCodeInvalidRequest,
+		srvWriteHTTPError(w, http.StatusRequestEntityTooLarge, srvCodeInvalidRequest,
 			fmt.Sprintf("request body too large (>%d)", limit))
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 
-	calls, batch := parseCalls(body)
+	calls, batch := srvParseCalls(body)
 
 	rec := &capWriter{w: w, header: make(http.Header), limit: s.cfg.MaxResponseBytes}
 	var ctx context.Context
@@ -333,9 +325,9 @@ type callDeadline struct {
 // Deadline reports the call deadline.
 func (c callDeadline) Deadline() (time.Time, bool) { return c.deadline, true }
 
-// parseCalls reads the ids and method names of a request body; it returns
+// srvParseCalls reads the ids and method names of a request body; it returns
 // nil calls when the body is not a JSON object or array of objects.
-func parseCalls(body []byte) (calls []reqCall, batch bool) {
+func srvParseCalls(body []byte) (calls []reqCall, batch bool) {
 	body = bytes.TrimLeft(body, " \t\r\n")
 	if len(body) == 0 {
 		return nil, false
@@ -415,7 +407,7 @@ func (s *Server) countOutcomes(calls []reqCall, batch bool, resp []byte) {
 		if m.Error != nil {
 			code = m.Error.Code
 		}
-		byID[compactID(m.ID)] = code
+		byID[srvCompactID(m.ID)] = code
 	}
 	// Calls without their own answer were cut by a batch-level rejection
 	// (batch too large, timeout): they take the outcome of the first error.
@@ -430,7 +422,7 @@ func (s *Server) countOutcomes(calls []reqCall, batch bool, resp []byte) {
 		outcome := srvOutcomeOK // a notification gets no answer
 		if len(c.ID) > 0 {
 			outcome = fallback
-			if code, ok := byID[compactID(c.ID)]; ok {
+			if code, ok := byID[srvCompactID(c.ID)]; ok {
 				outcome = srvOutcomeOf(code)
 			}
 		}
@@ -438,7 +430,7 @@ func (s *Server) countOutcomes(calls []reqCall, batch bool, resp []byte) {
 	}
 }
 
-func compactID(id json.RawMessage) string {
+func srvCompactID(id json.RawMessage) string {
 	var buf bytes.Buffer
 	if json.Compact(&buf, id) != nil {
 		return string(id)
@@ -446,18 +438,18 @@ func compactID(id json.RawMessage) string {
 	return buf.String()
 }
 
-// writeHTTPError answers a request the server refused before dispatch with an
+// srvWriteHTTPError answers a request the server refused before dispatch with an
 // HTTP status and a JSON-RPC error body.
-func writeHTTPError(w http.ResponseWriter, status, code int, msg string) {
-	body := errorBody(nil, code, msg)
+func srvWriteHTTPError(w http.ResponseWriter, status, code int, msg string) {
+	body := srvErrorBody(nil, code, msg)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
 
-// errorBody encodes a JSON-RPC error response for id (nil = null).
-func errorBody(id json.RawMessage, code int, msg string) []byte {
+// srvErrorBody encodes a JSON-RPC error response for id (nil = null).
+func srvErrorBody(id json.RawMessage, code int, msg string) []byte {
 	if len(id) == 0 || !json.Valid(id) {
 		id = json.RawMessage("null")
 	}
@@ -542,7 +534,7 @@ func (c *capWriter) commitError(id json.RawMessage, code int, msg string) {
 	}
 	c.committed = true
 	c.status = http.StatusOK
-	body := errorBody(id, code, msg)
+	body := srvErrorBody(id, code, msg)
 	c.buf = body
 	// go-ethereum may be setting headers on c.header right now: do not read
 	// them, set the answer's own.
@@ -584,7 +576,7 @@ func (c *capWriter) commitLocked() {
 		c.status = http.StatusOK
 	}
 	body := c.buf
-	if c.status == http.StatusOK && len(body) > c.limit && isObject(body) {
+	if c.status == http.StatusOK && len(body) > c.limit && srvIsObject(body) {
 		id := c.singleID
 		if len(id) == 0 {
 			var m respMsg
@@ -592,14 +584,14 @@ func (c *capWriter) commitLocked() {
 				id = m.ID
 			}
 		}
-		body = errorBody(id, srvCodeResponseTooLarge, srvMsgResponseTooLarge)
+		body = srvErrorBody(id, srvCodeResponseTooLarge, srvMsgResponseTooLarge)
 		// Keep the replacement, so metrics see what the client saw.
 		c.buf = body
 	} else if c.status == http.StatusOK && !c.batchDeadline.IsZero() && time.Now().After(c.batchDeadline) {
 		body = completeBatch(body, c.batchIDs)
 		c.buf = body
 	}
-	if c.status == http.StatusOK && len(body) > c.limit && !isObject(body) {
+	if c.status == http.StatusOK && len(body) > c.limit && !srvIsObject(body) {
 		body = capBatch(body, c.limit)
 		c.buf = body
 	}
@@ -625,12 +617,12 @@ func completeBatch(body []byte, ids []json.RawMessage) []byte {
 	for _, it := range items {
 		var m respMsg
 		if json.Unmarshal(it, &m) == nil {
-			seen[compactID(m.ID)] = true
+			seen[srvCompactID(m.ID)] = true
 		}
 	}
 	for _, id := range ids {
-		if !seen[compactID(id)] {
-			items = append(items, bytes.TrimRight(errorBody(id, srvCodeTimeout, srvMsgTimeout), "\n"))
+		if !seen[srvCompactID(id)] {
+			items = append(items, bytes.TrimRight(srvErrorBody(id, srvCodeTimeout, srvMsgTimeout), "\n"))
 		}
 	}
 	out, err := json.Marshal(items)
@@ -660,7 +652,7 @@ func capBatch(body []byte, limit int) []byte {
 		if over {
 			var m respMsg
 			_ = json.Unmarshal(it, &m)
-			it = bytes.TrimRight(errorBody(m.ID, srvCodeResponseTooLarge, srvMsgResponseTooLarge), "\n")
+			it = bytes.TrimRight(srvErrorBody(m.ID, srvCodeResponseTooLarge, srvMsgResponseTooLarge), "\n")
 		}
 		if i > 0 {
 			out = append(out, ',')
@@ -671,7 +663,7 @@ func capBatch(body []byte, limit int) []byte {
 	return append(out, ']', '\n')
 }
 
-func isObject(b []byte) bool {
+func srvIsObject(b []byte) bool {
 	b = bytes.TrimLeft(b, " \t\r\n")
 	return len(b) > 0 && b[0] == '{'
 }

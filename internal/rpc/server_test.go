@@ -53,7 +53,7 @@ func srvTestConfig() Config {
 	return cfg
 }
 
-func newTestServer(t *testing.T, cfg Config) (*Server, *prometheus.Registry, *httptest.Server) {
+func newSrvTestServer(t *testing.T, cfg Config) (*Server, *prometheus.Registry, *httptest.Server) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	release := make(chan struct{})
@@ -71,8 +71,8 @@ func newTestServer(t *testing.T, cfg Config) (*Server, *prometheus.Registry, *ht
 	return s, reg, hs
 }
 
-// post sends body and returns the HTTP status and the raw answer.
-func post(t *testing.T, url, body string, chunked bool) (int, []byte) {
+// srvPost sends body and returns the HTTP status and the raw answer.
+func srvPost(t *testing.T, url, body string, chunked bool) (int, []byte) {
 	t.Helper()
 	var rd io.Reader = strings.NewReader(body)
 	if chunked {
@@ -118,7 +118,7 @@ func TestServerNamespaces(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := srvTestConfig()
 			cfg.Namespaces = tt.namespaces
-			_, _, hs := newTestServer(t, cfg)
+			_, _, hs := newSrvTestServer(t, cfg)
 			c, err := gethrpc.Dial(hs.URL)
 			if err != nil {
 				t.Fatal(err)
@@ -164,7 +164,7 @@ func TestNewServerRejectsBadConfig(t *testing.T) {
 
 // TestServerErrors checks what raw HTTP clients see for each kind of bad request.
 func TestServerErrors(t *testing.T) {
-	_, _, hs := newTestServer(t, srvTestConfig())
+	_, _, hs := newSrvTestServer(t, srvTestConfig())
 	tests := []struct {
 		name       string
 		body       string
@@ -188,7 +188,7 @@ func TestServerErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			status, out := post(t, hs.URL, tt.body, tt.chunked)
+			status, out := srvPost(t, hs.URL, tt.body, tt.chunked)
 			if status != tt.status {
 				t.Fatalf("status %d, want %d (body %s)", status, tt.status, out)
 			}
@@ -216,7 +216,7 @@ func TestServerErrors(t *testing.T) {
 }
 
 func TestServerBatch(t *testing.T) {
-	_, _, hs := newTestServer(t, srvTestConfig())
+	_, _, hs := newSrvTestServer(t, srvTestConfig())
 
 	t.Run("within limit", func(t *testing.T) {
 		c, err := gethrpc.Dial(hs.URL)
@@ -247,7 +247,7 @@ func TestServerBatch(t *testing.T) {
 		for i := range items {
 			items[i] = `{"jsonrpc":"2.0","id":` + string(rune('1'+i)) + `,"method":"eth_add","params":[1,1]}`
 		}
-		status, out := post(t, hs.URL, "["+strings.Join(items, ",")+"]", false)
+		status, out := srvPost(t, hs.URL, "["+strings.Join(items, ",")+"]", false)
 		var rs []srvTestResp
 		if err := json.Unmarshal(out, &rs); err != nil || status != 200 {
 			t.Fatalf("status %d, answer %s: %v", status, out, err)
@@ -257,7 +257,7 @@ func TestServerBatch(t *testing.T) {
 		}
 	})
 	t.Run("empty batch", func(t *testing.T) {
-		_, out := post(t, hs.URL, "[]", false)
+		_, out := srvPost(t, hs.URL, "[]", false)
 		var r srvTestResp
 		if err := json.Unmarshal(out, &r); err != nil || r.Error == nil || r.Error.Code != -32600 {
 			t.Errorf("empty batch answer %s (%v)", out, err)
@@ -265,7 +265,7 @@ func TestServerBatch(t *testing.T) {
 	})
 	t.Run("response over limit", func(t *testing.T) {
 		body := `[{"jsonrpc":"2.0","id":1,"method":"eth_big","params":[1500]},{"jsonrpc":"2.0","id":2,"method":"eth_big","params":[1500]},{"jsonrpc":"2.0","id":3,"method":"eth_add","params":[1,1]}]`
-		_, out := post(t, hs.URL, body, false)
+		_, out := srvPost(t, hs.URL, body, false)
 		var rs []srvTestResp
 		if err := json.Unmarshal(out, &rs); err != nil || len(rs) != 3 {
 			t.Fatalf("answer %s (%v)", out, err)
@@ -285,7 +285,7 @@ func TestServerBatch(t *testing.T) {
 }
 
 func TestServerWebSocket(t *testing.T) {
-	_, reg, hs := newTestServer(t, srvTestConfig())
+	_, reg, hs := newSrvTestServer(t, srvTestConfig())
 	wsURL := "ws" + strings.TrimPrefix(hs.URL, "http")
 	c, err := gethrpc.DialContext(t.Context(), wsURL)
 	if err != nil {
@@ -295,7 +295,7 @@ func TestServerWebSocket(t *testing.T) {
 	if err := c.Call(&s, "eth_echo", "ws"); err != nil || s != "ws" {
 		t.Fatalf("eth_echo over ws = %q, %v", s, err)
 	}
-	if got := gaugeValue(t, reg, "hansa_rpc_ws_connections"); got != 1 {
+	if got := srvGauge(t, reg, "hansa_rpc_ws_connections"); got != 1 {
 		t.Errorf("ws connections = %v, want 1", got)
 	}
 	// A message over MaxRequestBytes closes the connection.
@@ -314,13 +314,13 @@ func TestServerWebSocket(t *testing.T) {
 	if err := c2.Call(&s, "eth_echo", "again"); err != nil || s != "again" {
 		t.Errorf("eth_echo on second connection = %q, %v", s, err)
 	}
-	if got := counterValue(t, reg, "hansa_rpc_ws_connections_total", nil); got != 2 {
+	if got := srvCounter(t, reg, "hansa_rpc_ws_connections_total", nil); got != 2 {
 		t.Errorf("ws connections total = %v, want 2", got)
 	}
 }
 
 func TestServerTimeoutViaClient(t *testing.T) {
-	_, _, hs := newTestServer(t, srvTestConfig())
+	_, _, hs := newSrvTestServer(t, srvTestConfig())
 	c, err := gethrpc.Dial(hs.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -338,7 +338,7 @@ func TestServerTimeoutViaClient(t *testing.T) {
 }
 
 func TestServerHTTPStatusPassThrough(t *testing.T) {
-	_, _, hs := newTestServer(t, srvTestConfig())
+	_, _, hs := newSrvTestServer(t, srvTestConfig())
 	// Health-check GET: go-ethereum answers 200 with an empty body.
 	resp, err := http.Get(hs.URL)
 	if err != nil {
@@ -360,9 +360,9 @@ func TestServerHTTPStatusPassThrough(t *testing.T) {
 }
 
 func TestServerBatchTimeout(t *testing.T) {
-	_, _, hs := newTestServer(t, srvTestConfig())
+	_, _, hs := newSrvTestServer(t, srvTestConfig())
 	body := `[{"jsonrpc":"2.0","id":1,"method":"eth_add","params":[1,2]},{"jsonrpc":"2.0","id":2,"method":"eth_slow"},{"jsonrpc":"2.0","id":3,"method":"eth_add","params":[2,2]}]`
-	_, out := post(t, hs.URL, body, false)
+	_, out := srvPost(t, hs.URL, body, false)
 	var rs []srvTestResp
 	if err := json.Unmarshal(out, &rs); err != nil || len(rs) != 3 {
 		t.Fatalf("answer %s (%v)", out, err)
@@ -409,9 +409,9 @@ func TestCallContextTimeoutIsDeadlineExceeded(t *testing.T) {
 }
 
 func TestServerStopped(t *testing.T) {
-	s, _, hs := newTestServer(t, srvTestConfig())
+	s, _, hs := newSrvTestServer(t, srvTestConfig())
 	s.Stop()
-	status, out := post(t, hs.URL, `{"jsonrpc":"2.0","id":1,"method":"eth_add","params":[1,2]}`, false)
+	status, out := srvPost(t, hs.URL, `{"jsonrpc":"2.0","id":1,"method":"eth_add","params":[1,2]}`, false)
 	var r srvTestResp
 	if err := json.Unmarshal(out, &r); err != nil || status != 503 || r.Error == nil {
 		t.Errorf("after Stop: %d %s (%v)", status, out, err)
@@ -419,7 +419,7 @@ func TestServerStopped(t *testing.T) {
 }
 
 func TestServerMetrics(t *testing.T) {
-	_, reg, hs := newTestServer(t, srvTestConfig())
+	_, reg, hs := newSrvTestServer(t, srvTestConfig())
 	calls := []string{
 		`{"jsonrpc":"2.0","id":1,"method":"eth_add","params":[1,2]}`,
 		`{"jsonrpc":"2.0","id":2,"method":"eth_add","params":[1,2]}`,
@@ -432,9 +432,9 @@ func TestServerMetrics(t *testing.T) {
 		`[{"jsonrpc":"2.0","id":1,"method":"eth_echo","params":["a"]},{"jsonrpc":"2.0","id":2,"method":"eth_fail"},{"jsonrpc":"2.0","method":"eth_echo","params":["n"]}]`,
 	}
 	for _, b := range calls {
-		post(t, hs.URL, b, false)
+		srvPost(t, hs.URL, b, false)
 	}
-	post(t, hs.URL, `{"jsonrpc":"2.0","id":1,"method":"eth_echo","params":["`+strings.Repeat("y", 5000)+`"]}`, false)
+	srvPost(t, hs.URL, `{"jsonrpc":"2.0","id":1,"method":"eth_echo","params":["`+strings.Repeat("y", 5000)+`"]}`, false)
 
 	tests := []struct {
 		method, outcome string
@@ -450,7 +450,7 @@ func TestServerMetrics(t *testing.T) {
 		{"unknown", "too_large", 1},
 	}
 	for _, tt := range tests {
-		got := counterValue(t, reg, "hansa_rpc_requests_total", map[string]string{"method": tt.method, "outcome": tt.outcome})
+		got := srvCounter(t, reg, "hansa_rpc_requests_total", map[string]string{"method": tt.method, "outcome": tt.outcome})
 		if got != tt.want {
 			t.Errorf("requests_total{method=%s,outcome=%s} = %v, want %v", tt.method, tt.outcome, got, tt.want)
 		}
@@ -466,13 +466,13 @@ func TestServerMetrics(t *testing.T) {
 			}
 		}
 	}
-	if n := histCount(t, reg, "hansa_rpc_batch_size"); n != 1 {
+	if n := srvHistCount(t, reg, "hansa_rpc_batch_size"); n != 1 {
 		t.Errorf("batch_size count = %d, want 1", n)
 	}
-	if n := histCount(t, reg, "hansa_rpc_request_duration_seconds"); n < 8 {
+	if n := srvHistCount(t, reg, "hansa_rpc_request_duration_seconds"); n < 8 {
 		t.Errorf("request_duration count = %d, want >= 8", n)
 	}
-	if got := gaugeValue(t, reg, "hansa_rpc_inflight"); got != 0 {
+	if got := srvGauge(t, reg, "hansa_rpc_inflight"); got != 0 {
 		t.Errorf("inflight = %v after all requests returned", got)
 	}
 }
@@ -487,7 +487,7 @@ func TestNewServerDuplicateRegistration(t *testing.T) {
 	}
 }
 
-func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+func srvCounter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -510,7 +510,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 	return 0
 }
 
-func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+func srvGauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -525,7 +525,7 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
-func histCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+func srvHistCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
