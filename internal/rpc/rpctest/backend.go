@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hansa-chain/hansa/internal/logindex"
 	"math/big"
 	"slices"
 	"sync"
@@ -236,7 +237,7 @@ func (b *Backend) FilterLogs(ctx context.Context, from, to uint64, addresses []c
 		}
 		for _, r := range b.chain.GetReceiptsByHash(blk.Hash()) {
 			for _, l := range r.Logs {
-				if !logMatches(l, addresses, topics) {
+				if !logindex.Match(l, addresses, topics) {
 					continue
 				}
 				out = append(out, l)
@@ -247,21 +248,6 @@ func (b *Backend) FilterLogs(ctx context.Context, from, to uint64, addresses []c
 		}
 	}
 	return out, nil
-}
-
-func logMatches(l *types.Log, addresses []common.Address, topics [][]common.Hash) bool {
-	if len(addresses) > 0 && !slices.Contains(addresses, l.Address) {
-		return false
-	}
-	if len(topics) > len(l.Topics) {
-		return false
-	}
-	for i, alts := range topics {
-		if len(alts) > 0 && !slices.Contains(alts, l.Topics[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // SendTransaction implements rpc.Backend with a minimal txpool: it checks
