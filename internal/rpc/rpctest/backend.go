@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hansa-chain/hansa/internal/logindex"
 	"math/big"
 	"slices"
 	"sync"
@@ -32,6 +31,7 @@ import (
 	"github.com/ethereum/go-ethereum/params"
 
 	"github.com/hansa-chain/hansa/internal/chain"
+	"github.com/hansa-chain/hansa/internal/logindex"
 	"github.com/hansa-chain/hansa/internal/rpc"
 )
 
