@@ -10,6 +10,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -66,6 +67,11 @@ func TestE2ECrashRestart(t *testing.T) {
 		t.Logf("round %d: killed after %d receipts (%d in all)", round, len(got), len(recorded))
 
 		n = startE2E(t, dir) // restart on the same directory
+		// Recent state lives in memory, so a kill always leaves the head's
+		// state to be rebuilt by re-executing blocks: the recovery path ran.
+		if !strings.Contains(n.Logs(), "re-executing blocks") || !strings.Contains(n.Logs(), "head state rebuilt") {
+			t.Fatalf("round %d: the restarted node did not rebuild its head state; logs:\n%s", round, n.Logs())
+		}
 		checkCrashInvariants(t, n, recorded)
 
 		// The node takes new transfers and nonces continue.

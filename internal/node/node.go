@@ -174,7 +174,7 @@ func (n *Node) open(ctx context.Context) error {
 	n.head.Store(head)
 	n.chainCtx = execution.NewChainContext(n.config, (*headers)(n))
 	n.exec = execution.New(n.config, n.chainCtx, execution.Rules{FreeGas: n.genesis.FreeGas()})
-	if !n.db.StateOnDisk(head.Root) {
+	if !n.db.StateAvailable(head.Root) {
 		if err := n.recoverState(ctx, head); err != nil {
 			return err
 		}
@@ -199,13 +199,13 @@ func (n *Node) open(ctx context.Context) error {
 
 // recoverState rebuilds the head's state after an unclean shutdown: blocks
 // are durable at once but state is flushed every few blocks, so it
-// re-executes the stored blocks after the newest one whose state is on disk.
+// re-executes the stored blocks after the newest one whose state is available.
 // Execution is deterministic; a block that re-executes to a different hash
 // means the database is damaged, and the node refuses to start.
 func (n *Node) recoverState(ctx context.Context, head *types.Header) error {
 	var blocks []*types.Block
 	base := head
-	for !n.db.StateOnDisk(base.Root) {
+	for !n.db.StateAvailable(base.Root) {
 		if base.Number.Sign() == 0 {
 			return errors.New("the genesis state is missing from the database")
 		}

@@ -229,7 +229,6 @@ func TestLoadConfigRejectsUnknownKeysAndResolvesPaths(t *testing.T) {
 // the blocks since the last flush and ends up with the same state.
 func TestNodeRebuildsStateAfterCrash(t *testing.T) {
 	tn := newTestNet(t, nil)
-	tn.cfg.Storage.FlushBlocks, tn.cfg.Storage.FlushInterval = 1000, time.Hour
 	client, _, stop := tn.startNode(t, true)
 	ctx := t.Context()
 	var last *types.Receipt
@@ -252,7 +251,7 @@ func TestNodeRebuildsStateAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.StateOnDisk(head.Root) {
+	if st.StateAvailable(head.Root) {
 		t.Fatal("test premise: the head state must not be on disk after the crash")
 	}
 	st.Crash()

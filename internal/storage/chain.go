@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
+	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core"
@@ -65,19 +65,20 @@ func (d *DB) HeadHeader() *types.Header {
 
 // CommitBlock makes a block durable: the block, receipts, transaction
 // lookups, log index, head pointer and applied index in one batch, then a WAL
-// sync. When it returns nil the block survives a crash. The block's state
-// (already committed into the trie database by StateDB.Commit) stays in
-// memory and is flushed to disk according to the Options; see the package
-// comment for how a restart recovers it.
+// sync. When it returns nil the block survives a crash. The block's state was
+// committed into the trie database by StateDB.Commit; in archive mode it is
+// written to disk first, otherwise the trie database keeps it in memory and
+// flushes it later (see the package comment for recovery).
 //
 // applied is the consensus log index of the entry the block came from; it is
 // stored in the same batch so a restart resumes the log exactly after it.
 func (d *DB) CommitBlock(block *types.Block, receipts types.Receipts, applied uint64) error {
 	root := block.Root()
-	if err := d.triedb.Reference(root, common.Hash{}); err != nil {
-		return fmt.Errorf("reference state of block %d: %w", block.NumberU64(), err)
+	if d.opts.Archive {
+		if err := d.FlushState(root); err != nil {
+			return err
+		}
 	}
-	d.recent = append(d.recent, root)
 	batch := d.db.NewBatch()
 	hash, number := block.Hash(), block.NumberU64()
 	rawdb.WriteBlock(batch, block)
@@ -99,50 +100,38 @@ func (d *DB) CommitBlock(block *types.Block, receipts types.Receipts, applied ui
 	if err := d.sync(); err != nil {
 		return fmt.Errorf("sync block %d: %w", number, err)
 	}
-	d.sinceFlush++
-	_, dirty, _ := d.triedb.Size()
-	if d.opts.Archive || d.sinceFlush >= d.opts.FlushBlocks || time.Since(d.lastFlush) >= d.opts.FlushInterval || int(dirty) >= d.opts.FlushMB<<20 {
-		if err := d.FlushState(root); err != nil {
-			return err
-		}
-	}
-	for len(d.recent) > d.opts.RecentStates {
-		if err := d.triedb.Dereference(d.recent[0]); err != nil {
-			return fmt.Errorf("release old state: %w", err)
-		}
-		d.recent = d.recent[1:]
-	}
+	d.newest = root
 	return nil
 }
 
-// FlushState writes the state trie rooted at root (held in memory) to disk
-// and syncs it. The node calls it at shutdown for the head's state.
+// FlushState writes the state rooted at root, and every state change before
+// it, to disk and syncs it. Close calls it for the newest state.
 func (d *DB) FlushState(root common.Hash) error {
-	if root == d.flushed {
-		return nil
-	}
 	if err := d.triedb.Commit(root, false); err != nil {
-		return fmt.Errorf("flush state %s: %w", root, err)
+		// pathdb refuses to flush the layer that already is its disk layer,
+		// which it only becomes by a previous full flush; it exports no
+		// sentinel for this.
+		if d.triedb.Scheme() != rawdb.PathScheme || !strings.HasSuffix(err.Error(), "is disk layer") {
+			return fmt.Errorf("flush state %s: %w", root, err)
+		}
 	}
 	if err := d.sync(); err != nil {
 		return fmt.Errorf("sync state %s: %w", root, err)
 	}
-	d.flushed, d.sinceFlush, d.lastFlush = root, 0, time.Now()
 	return nil
 }
 
-// StateOnDisk reports whether the whole state trie rooted at root is on disk.
-func (d *DB) StateOnDisk(root common.Hash) bool {
-	return root == types.EmptyRootHash || rawdb.HasLegacyTrieNode(d.db, root)
+// StateAvailable reports whether the state rooted at root can be opened:
+// on disk, or held in memory as a recent state.
+func (d *DB) StateAvailable(root common.Hash) bool {
+	_, err := state.New(root, d.state)
+	return err == nil
 }
 
-// KeepState holds the state rooted at root in memory as one of the recent
-// states, like a committed block's. Replay after a crash uses it.
+// KeepState records root as the newest state after a block re-executed
+// during recovery, so Close flushes it.
 func (d *DB) KeepState(root common.Hash) error {
-	if err := d.triedb.Reference(root, common.Hash{}); err != nil {
-		return err
-	}
-	d.recent = append(d.recent, root)
+	d.newest = root
 	return nil
 }
 

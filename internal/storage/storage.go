@@ -5,18 +5,21 @@
 // Crash consistency: a block, its receipts, lookups, log index entries, the
 // head pointer and the consensus applied index are written in one atomic
 // batch, and the write-ahead log is synced before CommitBlock returns: a
-// block that was announced survives any crash. The state trie of recent
-// blocks is kept in memory and flushed to disk every few blocks (see
-// Options); trie nodes are content-addressed, and a flush writes a root's
-// children before the root, so a root present on disk means its whole trie
-// is. After a crash the head's state may be missing: the node finds the
-// newest block whose state is on disk (StateOnDisk) and re-executes the
+// block that was announced survives any crash.
+//
+// State uses one of go-ethereum's two trie databases. By default the
+// path-based one (pathdb): the states of the latest 128 blocks are layers in
+// memory, older changes are merged into a write buffer that is flushed to
+// disk atomically, and only recent states can be read. In archive mode the
+// hash-based one (hashdb): every block's trie is written to disk before its
+// block, and every historical state stays readable. After a crash the head's
+// state may be missing (pathdb keeps it in memory): the node finds the
+// newest block whose state is available (StateAvailable) and re-executes the
 // blocks after it from their stored bodies, which reproduces the same state.
 package storage
 
 import (
 	"errors"
-	"time"
 
 	"fmt"
 	"github.com/ethereum/go-ethereum/common"
@@ -30,6 +33,7 @@ import (
 	"github.com/ethereum/go-ethereum/ethdb/pebble"
 	"github.com/ethereum/go-ethereum/triedb"
 	"github.com/ethereum/go-ethereum/triedb/hashdb"
+	"github.com/ethereum/go-ethereum/triedb/pathdb"
 )
 
 // Options tune the database.
@@ -38,25 +42,19 @@ type Options struct {
 	CacheMB int `toml:"cache_mb"`
 	// Handles is the number of open file handles Pebble may use.
 	Handles int `toml:"handles"`
-	// Archive writes every block's state to disk, so the state of every
-	// block stays readable. Otherwise state is flushed every FlushBlocks
-	// blocks or FlushInterval, and only the last RecentStates states and
-	// the flushed ones can be read (like a go-ethereum full node).
+	// Archive keeps every block's state readable (hash-based trie database,
+	// written to disk with every block). Otherwise only the states of the
+	// latest 128 blocks are readable, and writing is faster.
 	Archive bool `toml:"archive"`
-	// FlushBlocks flushes the state after this many blocks.
-	FlushBlocks int `toml:"flush_blocks"`
-	// FlushInterval flushes the state when a block is committed this long
-	// after the previous flush.
-	FlushInterval time.Duration `toml:"flush_interval"`
-	// FlushMB flushes the state when the unflushed trie nodes exceed this size.
-	FlushMB int `toml:"flush_mb"`
-	// RecentStates is how many of the latest blocks' states stay in memory.
-	RecentStates int `toml:"recent_states"`
+	// StateBufferMB is the memory for state changes not yet flushed to disk
+	// (path-based mode). More means fewer, larger flushes and a longer
+	// replay after a crash.
+	StateBufferMB int `toml:"state_buffer_mb"`
 }
 
 // DefaultOptions returns the defaults used by a node.
 func DefaultOptions() Options {
-	return Options{CacheMB: 256, Handles: 512, FlushBlocks: 64, FlushInterval: 10 * time.Second, FlushMB: 256, RecentStates: 128}
+	return Options{CacheMB: 256, Handles: 512, StateBufferMB: 64}
 }
 
 // Validate reports the first invalid option.
@@ -66,14 +64,8 @@ func (o Options) Validate() error {
 		return errors.New("storage: cache_mb must be at least 8")
 	case o.Handles < 16:
 		return errors.New("storage: handles must be at least 16")
-	case o.FlushBlocks < 1:
-		return errors.New("storage: flush_blocks must be at least 1")
-	case o.FlushInterval <= 0:
-		return errors.New("storage: flush_interval must be positive")
-	case o.FlushMB < 1:
-		return errors.New("storage: flush_mb must be at least 1")
-	case o.RecentStates < 1:
-		return errors.New("storage: recent_states must be at least 1")
+	case o.StateBufferMB < 1 || o.StateBufferMB > 256:
+		return errors.New("storage: state_buffer_mb must be between 1 and 256")
 	}
 	return nil
 }
@@ -88,11 +80,9 @@ type DB struct {
 	state  state.Database
 	opts   Options
 
-	// Owned by the single writer (CommitBlock, FlushState).
-	recent     []common.Hash // state roots referenced in memory, oldest first
-	sinceFlush int
-	lastFlush  time.Time
-	flushed    common.Hash // the newest state root known to be on disk
+	// newest is the state root of the latest committed block; owned by the
+	// single writer (CommitBlock, KeepState, FlushState).
+	newest common.Hash
 }
 
 // OpenPebble opens (creating if needed) the Pebble database in dir.
@@ -114,15 +104,26 @@ func OpenMemory() *DB {
 
 func newDB(kv ethdb.KeyValueStore, sync func() error, opts Options) *DB {
 	db := rawdb.NewDatabase(kv)
-	tdb := triedb.NewDatabase(db, &triedb.Config{HashDB: &hashdb.Config{CleanCacheSize: 64 << 20}})
+	tcfg := &triedb.Config{HashDB: &hashdb.Config{CleanCacheSize: 64 << 20}}
+	if !opts.Archive {
+		tcfg = &triedb.Config{PathDB: &pathdb.Config{
+			TrieCleanSize:   64 << 20,
+			StateCleanSize:  64 << 20,
+			WriteBufferSize: opts.StateBufferMB << 20,
+			TrienodeHistory: -1, // no history: there is no ancient store
+			// The flat-state generator is a background job; without it
+			// reads go through the trie, which is what was measured.
+			NoAsyncGeneration: true,
+		}}
+	}
+	tdb := triedb.NewDatabase(db, tcfg)
 	return &DB{
-		kv:        kv,
-		sync:      sync,
-		db:        db,
-		triedb:    tdb,
-		state:     state.NewDatabase(tdb, state.NewCodeDB(db)),
-		opts:      opts,
-		lastFlush: time.Now(),
+		kv:     kv,
+		sync:   sync,
+		db:     db,
+		triedb: tdb,
+		state:  state.NewDatabase(tdb, state.NewCodeDB(db)),
+		opts:   opts,
 	}
 }
 
@@ -130,8 +131,8 @@ func newDB(kv ethdb.KeyValueStore, sync func() error, opts Options) *DB {
 // replay) and closes the database.
 func (d *DB) Close() error {
 	var err error
-	if n := len(d.recent); n > 0 {
-		err = d.FlushState(d.recent[n-1])
+	if d.newest != (common.Hash{}) {
+		err = d.FlushState(d.newest)
 	}
 	return errors.Join(err, d.triedb.Close(), d.db.Close())
 }
@@ -141,6 +142,9 @@ func (d *DB) Close() error {
 func (d *DB) Crash() error {
 	return d.db.Close()
 }
+
+// Archive reports whether every historical state is kept.
+func (d *DB) Archive() bool { return d.opts.Archive }
 
 // ChainDB is the raw chain database (go-ethereum's schema plus Hansa's keys).
 func (d *DB) ChainDB() ethdb.Database { return d.db }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math/big"
 	"testing"
-	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -181,87 +180,99 @@ func TestCommitBlockAndRead(t *testing.T) {
 	})
 }
 
-// A Pebble database closed and reopened keeps the head, blocks and state.
-func TestPebbleReopenKeepsEverything(t *testing.T) {
-	dir := t.TempDir()
-	db, err := storage.OpenPebble(dir, storage.DefaultOptions())
+func openPebble(t *testing.T, dir string, archive bool) *storage.DB {
+	opts := storage.DefaultOptions()
+	opts.Archive = archive
+	db, err := storage.OpenPebble(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, db)
-	to := common.HexToAddress("0xbeef")
-	b, _ := f.commit(t, 1, f.tx(t, &to, nil))
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err = storage.OpenPebble(dir, storage.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if h := db.HeadHeader(); h == nil || h.Hash() != b.Hash() || db.AppliedIndex() != 1 {
-		t.Fatalf("after reopen head %v applied %d", h, db.AppliedIndex())
-	}
-	if !db.StateOnDisk(b.Root()) {
-		t.Fatal("Close did not flush the newest state")
-	}
-	st, err := db.StateAt(b.Root())
-	if err != nil || st.GetNonce(crypto.PubkeyToAddress(f.key.PublicKey)) != 1 {
-		t.Fatalf("state after reopen: %v", err)
+	return db
+}
+
+// Both state modes: a clean close keeps the head, blocks and state; a crash
+// keeps every committed block, and the head state only in archive mode.
+func TestReopenAfterCloseAndAfterCrash(t *testing.T) {
+	for _, archive := range []bool{false, true} {
+		t.Run(map[bool]string{false: "recent", true: "archive"}[archive], func(t *testing.T) {
+			dir := t.TempDir()
+			db := openPebble(t, dir, archive)
+			f := newFixture(t, db)
+			to := common.HexToAddress("0xbeef")
+			var blocks []*types.Block
+			for i := 0; i < 3; i++ {
+				b, _ := f.commit(t, uint64(i+1), f.tx(t, &to, nil))
+				blocks = append(blocks, b)
+			}
+			for _, b := range blocks {
+				if !db.StateAvailable(b.Root()) {
+					t.Fatalf("state of recent block %d not readable", b.NumberU64())
+				}
+			}
+			if err := db.Crash(); err != nil {
+				t.Fatal(err)
+			}
+
+			db = openPebble(t, dir, archive)
+			if h := db.HeadHeader(); h == nil || h.Hash() != blocks[2].Hash() || db.AppliedIndex() != 3 {
+				t.Fatalf("after crash: head %v applied %d; committed blocks must survive", h, db.AppliedIndex())
+			}
+			if got := db.StateAvailable(blocks[2].Root()); got != archive {
+				t.Fatalf("head state after crash available = %v, want %v (recent mode keeps it in memory)", got, archive)
+			}
+			if archive {
+				for _, b := range blocks {
+					if !db.StateAvailable(b.Root()) {
+						t.Fatalf("archive lost the state of block %d", b.NumberU64())
+					}
+				}
+			}
+			if !db.StateAvailable(db.HeaderByNumber(0).Root) {
+				t.Fatal("genesis state lost")
+			}
+			// Rebuild the head state as the node's recovery does, then close
+			// cleanly: the next open has it on disk.
+			f.db, f.hs.head = db, db.HeaderByNumber(0)
+			f.nonce = 0
+			for i, b := range blocks {
+				if archive {
+					break
+				}
+				got, _ := f.replay(t, b)
+				if got.Hash() != blocks[i].Hash() {
+					t.Fatalf("replayed block %d differs", i+1)
+				}
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db = openPebble(t, dir, archive)
+			defer db.Close()
+			if !db.StateAvailable(blocks[2].Root()) {
+				t.Fatal("Close did not flush the newest state")
+			}
+			st, err := db.StateAt(blocks[2].Root())
+			if err != nil || st.GetNonce(crypto.PubkeyToAddress(f.key.PublicKey)) != 3 {
+				t.Fatalf("state after reopen: %v", err)
+			}
+		})
 	}
 }
 
-// Blocks are durable at once; state reaches the disk on the flush policy.
-func TestStateFlushPolicy(t *testing.T) {
-	opts := storage.DefaultOptions()
-	opts.FlushBlocks, opts.FlushInterval, opts.RecentStates = 3, time.Hour, 2
-	db, err := storage.OpenPebble(t.TempDir(), opts)
+// replay re-executes a stored block on the fixture's head without storing it.
+func (f *chainFixture) replay(t *testing.T, b *types.Block) (*types.Block, types.Receipts) {
+	head := f.hs.head
+	st, err := f.db.StateAt(head.Root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	f := newFixture(t, db)
-	to := common.HexToAddress("0xbeef")
-	var roots []common.Hash
-	for i := 0; i < 4; i++ {
-		b, _ := f.commit(t, uint64(i+1), f.tx(t, &to, nil))
-		roots = append(roots, b.Root())
-		if db.HeadHeader().Hash() != b.Hash() {
-			t.Fatalf("block %d not durable at once", b.NumberU64())
-		}
-	}
-	for i, want := range []bool{false, false, true, false} {
-		if got := db.StateOnDisk(roots[i]); got != want {
-			t.Errorf("state of block %d on disk: %v, want %v", i+1, got, want)
-		}
-	}
-	// The two most recent states are readable from memory; older unflushed
-	// ones were released, flushed ones stay readable.
-	for i, want := range []bool{false, false, true, true} {
-		_, err := db.StateAt(roots[i])
-		if got := err == nil; got != want {
-			t.Errorf("state of block %d readable: %v (%v), want %v", i+1, got, err, want)
-		}
-	}
-	if err := db.FlushState(roots[3]); err != nil || !db.StateOnDisk(roots[3]) {
-		t.Fatalf("explicit flush: %v", err)
-	}
-}
-
-func TestArchiveFlushesEveryBlock(t *testing.T) {
-	opts := storage.DefaultOptions()
-	opts.Archive = true
-	db, err := storage.OpenPebble(t.TempDir(), opts)
+	res, err := f.exec.Execute(t.Context(), head, &chain.Proposal{Number: b.NumberU64(), ParentHash: b.ParentHash(), Time: b.Time(), Proposer: b.Coinbase(), Txs: b.Transactions()}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	f := newFixture(t, db)
-	to := common.HexToAddress("0xbeef")
-	for i := 0; i < 3; i++ {
-		b, _ := f.commit(t, uint64(i+1), f.tx(t, &to, nil))
-		if !db.StateOnDisk(b.Root()) {
-			t.Fatalf("archive mode left block %d's state in memory", b.NumberU64())
-		}
+	if err := f.db.KeepState(res.Block.Root()); err != nil {
+		t.Fatal(err)
 	}
+	f.hs.head = res.Block.Header()
+	return res.Block, res.Receipts
 }
