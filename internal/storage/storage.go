@@ -94,8 +94,21 @@ func OpenPebble(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
 	}
+	want := rawdb.PathScheme
+	if opts.Archive {
+		want = rawdb.HashScheme
+	}
+	if have := rawdb.ReadStateScheme(rawdb.NewDatabase(kv)); have != "" && have != want {
+		kv.Close()
+		return nil, fmt.Errorf("%w: %s holds %s-based state (archive = %v), but archive = %v is configured",
+			ErrStateModeMismatch, dir, have, have == rawdb.HashScheme, opts.Archive)
+	}
 	return newDB(kv, kv.SyncKeyValue, opts), nil
 }
+
+// ErrStateModeMismatch is returned when a datadir is opened in another state
+// mode (archive or not) than the one it was created with.
+var ErrStateModeMismatch = errors.New("storage: state mode differs from the datadir's")
 
 // OpenMemory returns an empty in-memory database.
 func OpenMemory() *DB {

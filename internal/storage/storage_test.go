@@ -276,3 +276,24 @@ func (f *chainFixture) replay(t *testing.T, b *types.Block) (*types.Block, types
 	f.hs.head = res.Block.Header()
 	return res.Block, res.Receipts
 }
+
+func TestOpenRefusesTheOtherStateMode(t *testing.T) {
+	for _, archive := range []bool{false, true} {
+		dir := t.TempDir()
+		db := openPebble(t, dir, archive)
+		newFixture(t, db)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		opts := storage.DefaultOptions()
+		opts.Archive = !archive
+		if db, err := storage.OpenPebble(dir, opts); !errors.Is(err, storage.ErrStateModeMismatch) {
+			if db != nil {
+				db.Close()
+			}
+			t.Fatalf("created with archive=%v, reopened with archive=%v: got %v, want ErrStateModeMismatch", archive, !archive, err)
+		}
+		db = openPebble(t, dir, archive) // the original mode still opens
+		db.Close()
+	}
+}
