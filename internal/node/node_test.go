@@ -18,6 +18,7 @@ import (
 
 	"github.com/hansa-chain/hansa/internal/chain"
 	"github.com/hansa-chain/hansa/internal/keys"
+	"github.com/hansa-chain/hansa/internal/version"
 )
 
 type testNet struct {
@@ -125,6 +126,10 @@ func TestNodeCutsBlocksOnDemandAndSurvivesRestart(t *testing.T) {
 	ctx := t.Context()
 	if n, err := client.BlockNumber(ctx); err != nil || n != 0 {
 		t.Fatalf("fresh chain at block %d (%v)", n, err)
+	}
+	var clientVersion string
+	if err := client.Client().CallContext(ctx, &clientVersion, "web3_clientVersion"); err != nil || clientVersion != version.ClientVersion() {
+		t.Fatalf("web3_clientVersion %q (%v), want %q", clientVersion, err, version.ClientVersion())
 	}
 	var last *types.Receipt
 	for i := uint64(0); i < 20; i++ {

@@ -42,7 +42,7 @@ func newEthEnv(t *testing.T, opts rpctest.Options, mutate ...func(*rpc.Config)) 
 	for ns, svc := range map[string]any{
 		"eth":    rpc.NewEthAPI(b, cfg),
 		"net":    rpc.NewNetAPI(b),
-		"web3":   rpc.NewWeb3API("v0.1.0"),
+		"web3":   rpc.NewWeb3API("Hansa/v0.1.0/linux-amd64/go1.26.8"),
 		"txpool": rpc.NewTxpoolAPI(b),
 	} {
 		if err := srv.RegisterName(ns, svc); err != nil {
@@ -101,7 +101,7 @@ func TestWeb3AndNet(t *testing.T) {
 	e := newEthEnv(t, rpctest.Options{})
 	var s string
 	e.mustCall(&s, "web3_clientVersion")
-	if !strings.HasPrefix(s, "Hansa/v0.1.0/") || !strings.Contains(s, "/go1.") {
+	if s != "Hansa/v0.1.0/linux-amd64/go1.26.8" {
 		t.Errorf("web3_clientVersion = %q", s)
 	}
 	e.mustCall(&s, "web3_sha3", "0x68656c6c6f20776f726c64")

@@ -1,8 +1,6 @@
 package rpc
 
 import (
-	"fmt"
-	"runtime"
 
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/crypto"
@@ -34,11 +32,11 @@ type Web3API struct {
 	clientVersion string
 }
 
-// NewWeb3API returns the web3 namespace service for the given release
-// version (e.g. "v0.1.0"); web3_clientVersion answers
-// "Hansa/<version>/<os>-<arch>/<go version>".
-func NewWeb3API(version string) *Web3API {
-	return &Web3API{clientVersion: fmt.Sprintf("Hansa/%s/%s-%s/%s", version, runtime.GOOS, runtime.GOARCH, runtime.Version())}
+// NewWeb3API returns the web3 namespace service; web3_clientVersion answers
+// clientVersion as given (see version.ClientVersion for Hansa's, in geth's
+// "Name/vX.Y.Z/os-arch/goversion" format).
+func NewWeb3API(clientVersion string) *Web3API {
+	return &Web3API{clientVersion: clientVersion}
 }
 
 // ClientVersion returns the node's client version string
