@@ -9,8 +9,10 @@ import { after, before, describe, test } from "node:test";
 import { compileToken } from "./compile.mjs";
 import { Devnet, buildHansa, removeHansa } from "./devnet.mjs";
 
+// The platform package holds the prebuilt binary; the registry this project
+// uses publishes it for linux-amd64 only (see README.md).
 const require = createRequire(import.meta.url);
-const castBin = join(dirname(require.resolve("@foundry-rs/cast/package.json")), "..", "..", ".bin", "cast");
+const castBin = join(dirname(require.resolve("@foundry-rs/cast-linux-amd64/package.json")), "bin", "cast");
 
 describe("hansa devnet with Foundry cast", { timeout: 600_000 }, () => {
   let devnet, bin, rpc, deployer, alice;
