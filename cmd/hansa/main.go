@@ -34,6 +34,7 @@ Usage:
   hansa node --config FILE [flags]       run a node
   hansa keys new [--out FILE]            create a secp256k1 key and print its address
   hansa genesis --out FILE [flags]       write a genesis file
+  hansa bench --rpc URL --key KEY ...    measure an Ethereum JSON-RPC endpoint
   hansa version                          print the version
 
 Run "hansa COMMAND --help" for a command's flags.
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New(`usage: hansa keys new [--out FILE]`)
 	case "genesis":
 		return runGenesis(args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, version.ClientVersion())
 		return nil
