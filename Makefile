@@ -3,7 +3,10 @@ GO        ?= go
 BIN       ?= bin/hansa
 E2E_DIR   := tests/e2e
 
-.PHONY: all build devnet test test-go test-e2e lint fuzz bench clean
+GETH_VERSION := v1.17.8
+GETH      := bin/geth
+
+.PHONY: all build devnet geth test test-go test-e2e lint fuzz bench clean
 
 all: build
 
@@ -14,14 +17,19 @@ build:
 devnet: build
 	./$(BIN) devnet --dir ./devnet
 
-## test: vet, Go tests (unit, fuzz seeds, real-process end-to-end), ethers.js end-to-end
+## geth: build go-ethereum's geth (the real peer of the gateway tests) once into bin/
+geth: $(GETH)
+$(GETH):
+	GOBIN=$(CURDIR)/bin $(GO) install github.com/ethereum/go-ethereum/cmd/geth@$(GETH_VERSION)
+
+## test: vet, Go tests (unit, fuzz seeds, real-process end-to-end incl. geth), ethers.js and cast end-to-end
 test: lint test-go test-e2e
 
 lint:
 	$(GO) vet ./...
 
-test-go:
-	$(GO) test -count=1 -timeout 20m ./...
+test-go: $(GETH)
+	HANSA_GETH=$(CURDIR)/$(GETH) $(GO) test -count=1 -timeout 20m ./...
 
 test-e2e:
 	cd $(E2E_DIR) && npm ci --no-audit --no-fund && npm test
