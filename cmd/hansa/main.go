@@ -34,6 +34,7 @@ Usage:
   hansa node --config FILE [flags]       run a node
   hansa keys new [--out FILE]            create a secp256k1 key and print its address
   hansa genesis --out FILE [flags]       write a genesis file
+  hansa gateway --config FILE            run the health-aware JSON-RPC gateway
   hansa bench --rpc URL --key KEY ...    measure an Ethereum JSON-RPC endpoint
   hansa version                          print the version
 
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runGenesis(args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "gateway":
+		return runGateway(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, version.ClientVersion())
 		return nil

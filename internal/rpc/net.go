@@ -1,7 +1,6 @@
 package rpc
 
 import (
-
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/crypto"
 )

@@ -1,0 +1,307 @@
+// Package gateway is a health-aware, closed-by-default JSON-RPC gateway in
+// front of any Ethereum JSON-RPC nodes ("upstreams").
+//
+// Roles: health judgement (Policy.Evaluate, Corroborate) and upstream
+// selection (Pick) are pure functions of samples and snapshots; the Gateway
+// is an http.Handler that authenticates, limits, authorises and routes each
+// call; Run binds the listeners and runs the thin health runner that polls
+// upstreams, feeds the policy and publishes its verdicts.
+//
+// Invariants:
+//   - No request is served without a known API key unless the config sets
+//     allow_anonymous explicitly.
+//   - Lag is measured against a corroborated head (reported by at least
+//     Corroboration upstreams on the majority or configured chain id), never
+//     against one upstream alone.
+//   - A call naming block N goes only to an upstream whose head is at least
+//     N, when one is healthy.
+//   - Only calls that are safe to repeat are retried on another upstream;
+//     eth_sendRawTransaction is retried with the same signed bytes and
+//     "already known" or "nonce too low" for a transaction with the same hash
+//     count as success; other writes are never retried.
+//   - Config swaps are atomic: a call sees one whole config.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// runtime is one validated configuration with what is compiled from it.
+type runtime struct {
+	cfg    Config
+	keys   *keyring
+	policy Policy
+}
+
+// Addrs are the addresses the gateway's listeners are bound to ("" when
+// off).
+type Addrs struct {
+	HTTP  string // JSON-RPC over HTTP
+	Ops   string // /metrics, /healthz, /readyz
+	Admin string // admin API
+}
+
+// Gateway proxies JSON-RPC calls to healthy upstreams. It is an
+// http.Handler; New builds it without starting anything, and Run binds its
+// listeners and runs the health runner. Its methods are safe for concurrent
+// use.
+type Gateway struct {
+	logger  *slog.Logger
+	reg     *prometheus.Registry
+	metrics *Metrics
+	client  *http.Client
+	limiter *limiter
+	filters *filterTable
+	store   *stateStore
+	seq     atomic.Uint64
+
+	rt  atomic.Pointer[runtime]
+	ups atomic.Pointer[[]*upstream] // immutable snapshot, replaced under upMu
+
+	upMu     sync.Mutex       // serialises changes of the upstream set
+	adminUps []UpstreamConfig // added through the admin API, guarded by upMu
+
+	pollMu sync.Mutex        // serialises health rounds
+	health map[string]Health // owned by the health round, guarded by pollMu
+	lowWas bool              // healthy count was below the alert threshold
+
+	alerts chan string
+
+	bound  chan struct{}
+	addrMu sync.Mutex
+	addrs  Addrs
+}
+
+// New validates cfg, loads the upstreams persisted in cfg.StateFile and
+// registers the gateway's metrics on reg. It starts no goroutine and binds
+// no socket: Run does.
+func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger = logger.With("component", "gateway")
+	transport := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   false,
+	}
+	g := &Gateway{
+		logger:  logger,
+		reg:     reg,
+		metrics: NewMetrics(reg),
+		client:  &http.Client{Transport: transport},
+		limiter: newLimiter(),
+		filters: newFilterTable(),
+		store:   &stateStore{path: cfg.StateFile},
+		health:  map[string]Health{},
+		alerts:  make(chan string, 64),
+		bound:   make(chan struct{}),
+	}
+	saved, err := g.store.load()
+	if err != nil {
+		return nil, err
+	}
+	g.adminUps = saved
+	g.rt.Store(&runtime{cfg: cfg, keys: newKeyring(&cfg), policy: PolicyFromConfig(&cfg)})
+	g.rebuildUpstreams()
+	return g, nil
+}
+
+// Reload validates cfg and swaps it in atomically: keys, limits, health
+// policy, alerts and the config file's upstreams change; listen addresses
+// and the state file do not (a change is logged and ignored). An invalid cfg
+// leaves the running config untouched.
+func (g *Gateway) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	old := g.rt.Load().cfg
+	if cfg.HTTPAddr != old.HTTPAddr || cfg.OpsAddr != old.OpsAddr || cfg.AdminAddr != old.AdminAddr || cfg.StateFile != old.StateFile {
+		g.logger.Warn("listen addresses and state_file cannot change on reload; restart to apply")
+		cfg.HTTPAddr, cfg.OpsAddr, cfg.AdminAddr, cfg.StateFile = old.HTTPAddr, old.OpsAddr, old.AdminAddr, old.StateFile
+	}
+	g.rt.Store(&runtime{cfg: cfg, keys: newKeyring(&cfg), policy: PolicyFromConfig(&cfg)})
+	g.rebuildUpstreams()
+	g.logger.Info("config reloaded", "upstreams", len(g.snapshot()), "keys", len(cfg.Keys))
+	return nil
+}
+
+// snapshot returns the current upstreams; the slice must not be modified.
+func (g *Gateway) snapshot() []*upstream { return *g.ups.Load() }
+
+// rebuildUpstreams recomputes the upstream set from the config and the
+// admin list, keeping the state of upstreams whose definition is unchanged.
+func (g *Gateway) rebuildUpstreams() {
+	g.upMu.Lock()
+	defer g.upMu.Unlock()
+	g.rebuildLocked()
+}
+
+func (g *Gateway) rebuildLocked() {
+	cfg := g.rt.Load().cfg
+	var old []*upstream
+	if p := g.ups.Load(); p != nil {
+		old = *p
+	}
+	byName := map[string]*upstream{}
+	for _, u := range old {
+		byName[u.cfg.Name] = u
+	}
+	var next []*upstream
+	seen := map[string]bool{}
+	add := func(c UpstreamConfig, source string) {
+		if seen[c.Name] {
+			g.logger.Warn("admin upstream shadowed by the config file's", "upstream", c.Name)
+			return
+		}
+		seen[c.Name] = true
+		if u := byName[c.Name]; u != nil && sameUpstream(u.cfg, c) && u.source == source {
+			next = append(next, u)
+			return
+		}
+		next = append(next, newUpstream(c, source, g.client))
+	}
+	for _, c := range cfg.Upstreams {
+		add(c, "config")
+	}
+	for _, c := range g.adminUps {
+		add(c, "admin")
+	}
+	for _, u := range old {
+		if !seen[u.cfg.Name] {
+			g.metrics.forget(u.cfg.Name)
+		}
+	}
+	g.ups.Store(&next)
+}
+
+func sameUpstream(a, b UpstreamConfig) bool {
+	if a.Name != b.Name || a.URL != b.URL || a.WSURL != b.WSURL || a.Role != b.Role || len(a.Labels) != len(b.Labels) {
+		return false
+	}
+	for k, v := range a.Labels {
+		if b.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Addrs waits until Run has bound the listeners and returns their
+// addresses.
+func (g *Gateway) Addrs(ctx context.Context) (Addrs, error) {
+	select {
+	case <-g.bound:
+		g.addrMu.Lock()
+		defer g.addrMu.Unlock()
+		return g.addrs, nil
+	case <-ctx.Done():
+		return Addrs{}, ctx.Err()
+	}
+}
+
+// Ready reports whether the gateway can serve calls: some primary is
+// healthy or a fallback exists.
+func (g *Gateway) Ready() error {
+	ups := g.snapshot()
+	for _, u := range ups {
+		if u.cfg.Role == RoleFallback || u.healthy.Load() {
+			return nil
+		}
+	}
+	if len(ups) == 0 {
+		return errors.New("no upstreams configured")
+	}
+	return errors.New("no healthy upstream")
+}
+
+// UpstreamStatus is one upstream as the admin API lists it.
+type UpstreamStatus struct {
+	UpstreamConfig
+	// Source is "config" (from the config file) or "admin" (added through
+	// the admin API and persisted).
+	Source   string `json:"source"`
+	Healthy  bool   `json:"healthy"`
+	Reason   string `json:"reason,omitempty"`
+	Head     uint64 `json:"head"`
+	Lag      uint64 `json:"lag"`
+	InFlight int64  `json:"in_flight"`
+}
+
+// Upstreams lists the upstreams and their last judged health.
+func (g *Gateway) Upstreams() []UpstreamStatus {
+	ups := g.snapshot()
+	out := make([]UpstreamStatus, 0, len(ups))
+	for _, u := range ups {
+		h := u.health.Load()
+		out = append(out, UpstreamStatus{UpstreamConfig: u.cfg, Source: u.source, Healthy: u.healthy.Load(),
+			Reason: h.Reason, Head: u.head.Load(), Lag: h.Lag, InFlight: u.inFlight.Load()})
+	}
+	return out
+}
+
+// ErrUpstreamExists and ErrUpstreamNotFound are returned by AddUpstream and
+// RemoveUpstream; ErrUpstreamInConfig means the upstream is defined in the
+// config file and can only be removed there.
+var (
+	ErrUpstreamExists   = errors.New("upstream already exists")
+	ErrUpstreamNotFound = errors.New("upstream not found")
+	ErrUpstreamInConfig = errors.New("upstream is defined in the config file")
+)
+
+// AddUpstream adds an upstream and persists it in the state file before it
+// takes traffic (after its first good poll).
+func (g *Gateway) AddUpstream(c UpstreamConfig) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	g.upMu.Lock()
+	defer g.upMu.Unlock()
+	if slices.ContainsFunc(g.snapshot(), func(u *upstream) bool { return u.cfg.Name == c.Name }) {
+		return fmt.Errorf("%w: %s", ErrUpstreamExists, c.Name)
+	}
+	next := append(slices.Clone(g.adminUps), c)
+	if err := g.store.save(next); err != nil {
+		return err
+	}
+	g.adminUps = next
+	g.rebuildLocked()
+	g.logger.Info("upstream added", "upstream", c.Name, "role", c.Role)
+	return nil
+}
+
+// RemoveUpstream removes an upstream added through the admin API and
+// persists the removal.
+func (g *Gateway) RemoveUpstream(name string) error {
+	g.upMu.Lock()
+	defer g.upMu.Unlock()
+	i := slices.IndexFunc(g.adminUps, func(c UpstreamConfig) bool { return c.Name == name })
+	if i < 0 {
+		if slices.ContainsFunc(g.rt.Load().cfg.Upstreams, func(c UpstreamConfig) bool { return c.Name == name }) {
+			return fmt.Errorf("%w: %s", ErrUpstreamInConfig, name)
+		}
+		return fmt.Errorf("%w: %s", ErrUpstreamNotFound, name)
+	}
+	next := slices.Delete(slices.Clone(g.adminUps), i, i+1)
+	if err := g.store.save(next); err != nil {
+		return err
+	}
+	g.adminUps = next
+	g.rebuildLocked()
+	g.logger.Info("upstream removed", "upstream", name)
+	return nil
+}

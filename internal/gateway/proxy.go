@@ -1,0 +1,404 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/gorilla/websocket"
+)
+
+// ServeHTTP answers JSON-RPC over HTTP (POST / or /v1/KEY with one call or
+// a batch) and over WebSocket (an upgrade on the same paths). Failures that concern the whole request (path, key, body, batch
+// size, rate) get an HTTP error status with a JSON-RPC error body; failures
+// of single calls are JSON-RPC errors in their place of the answer.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := g.rt.Load()
+	fail := func(status int, e *rpcError, label string) {
+		g.metrics.Requests.WithLabelValues("none", label, "none").Inc()
+		writeJSON(w, status, encodeError(nil, e))
+	}
+	key, ok := keyFromRequest(r)
+	if !ok {
+		fail(http.StatusNotFound, &rpcError{Code: CodeInvalidRequest, Message: "not found: use POST / or POST /v1/KEY"}, "invalid")
+		return
+	}
+	if websocket.IsWebSocketUpgrade(r) {
+		p, aerr := rt.keys.authenticate(key)
+		if aerr != nil {
+			fail(http.StatusUnauthorized, aerr, "unauthorized")
+			return
+		}
+		g.serveWS(w, r, p)
+		return
+	}
+	if r.Method != http.MethodPost {
+		fail(http.StatusMethodNotAllowed, &rpcError{Code: CodeInvalidRequest, Message: "method not allowed: use POST"}, "invalid")
+		return
+	}
+	p, aerr := rt.keys.authenticate(key)
+	if aerr != nil {
+		fail(http.StatusUnauthorized, aerr, "unauthorized")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.cfg.Limits.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			fail(http.StatusRequestEntityTooLarge, &rpcError{Code: CodeInvalidRequest,
+				Message: fmt.Sprintf("request body too large: limit %d bytes", rt.cfg.Limits.MaxBodyBytes)}, "too_large")
+			return
+		}
+		fail(http.StatusBadRequest, &rpcError{Code: CodeInvalidRequest, Message: "could not read request body"}, "invalid")
+		return
+	}
+	calls, batch, perr := parseBody(body)
+	if perr != nil {
+		fail(http.StatusBadRequest, perr, "invalid")
+		return
+	}
+	if len(calls) > rt.cfg.Limits.MaxBatch {
+		fail(http.StatusBadRequest, &rpcError{Code: CodeInvalidRequest,
+			Message: fmt.Sprintf("batch too large: %d calls, limit %d", len(calls), rt.cfg.Limits.MaxBatch)}, "too_large")
+		return
+	}
+	now := time.Now()
+	if ok, wait := g.limiter.allow("ip:"+clientIP(r), now, len(calls), rt.cfg.Limits.IPRate, rt.cfg.Limits.IPBurst); !ok {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		fail(http.StatusTooManyRequests, rateLimited("client IP", wait), "rate_limited")
+		return
+	}
+	if ok, wait := g.limiter.allow("key:"+p.name, now, len(calls), p.rate, p.burst); !ok {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		fail(http.StatusTooManyRequests, rateLimited("API key", wait), "rate_limited")
+		return
+	}
+
+	ctx := r.Context()
+	if !batch {
+		writeJSON(w, http.StatusOK, g.handleCall(ctx, rt, p, calls[0]))
+		return
+	}
+	answers := make([][]byte, len(calls))
+	var wg sync.WaitGroup
+	for i, raw := range calls {
+		wg.Go(func() { answers[i] = g.handleCall(ctx, rt, p, raw) })
+	}
+	wg.Wait()
+	n := 2 + len(answers)
+	for _, a := range answers {
+		n += len(a)
+	}
+	out := make([]byte, 0, n)
+	out = append(out, '[')
+	for i, a := range answers {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, a...)
+	}
+	writeJSON(w, http.StatusOK, append(out, ']'))
+}
+
+func rateLimited(what string, wait time.Duration) *rpcError {
+	ms := max(1, wait.Milliseconds())
+	return &rpcError{Code: CodeRateLimited,
+		Message: fmt.Sprintf("rate limit exceeded for this %s: retry in %dms", what, ms),
+		Data:    map[string]any{"retry_after_ms": ms}}
+}
+
+// retryAfter is the Retry-After header value (whole seconds, at least 1).
+func retryAfter(wait time.Duration) string {
+	return strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// clientIP is the host part of the connection's remote address. Headers
+// such as X-Forwarded-For are not trusted.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// handleCall answers one call of a request and records its metrics.
+func (g *Gateway) handleCall(ctx context.Context, rt *runtime, p *principal, raw json.RawMessage) []byte {
+	start := time.Now()
+	req, derr := decodeCall(raw)
+	if derr != nil {
+		g.metrics.Requests.WithLabelValues("other", "invalid", p.name).Inc()
+		return encodeError(req.ID, derr)
+	}
+	label := methodLabel(req.Method)
+	out, status := g.answer(ctx, rt, p, &req)
+	g.metrics.Requests.WithLabelValues(label, status, p.name).Inc()
+	g.metrics.Duration.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	return out
+}
+
+// answer authorises and routes one call; status labels the outcome.
+func (g *Gateway) answer(ctx context.Context, rt *runtime, p *principal, req *rpcRequest) ([]byte, string) {
+	tx, aerr := p.authorizeCall(req)
+	if aerr != nil {
+		if aerr.Code == CodeInvalidParams {
+			return encodeError(req.ID, aerr), "invalid"
+		}
+		return encodeError(req.ID, aerr), "denied"
+	}
+	ctx, cancel := context.WithTimeout(ctx, rt.cfg.Limits.timeoutFor(req.Method))
+	defer cancel()
+
+	var resp *rpcResponse
+	var err error
+	switch req.Method {
+	case "eth_sendRawTransaction":
+		resp, err = g.sendRawTransaction(ctx, rt, req, tx)
+	case "eth_getFilterChanges", "eth_getFilterLogs", "eth_uninstallFilter":
+		resp, err = g.filterCall(ctx, req)
+	case "eth_newFilter", "eth_newBlockFilter", "eth_newPendingTransactionFilter":
+		resp, err = g.newFilter(ctx, rt, req)
+	default:
+		resp, _, err = g.forward(ctx, rt, req, encodeCall(req.ID, req.Method, req.Params), minHeadFor(req.Method, req.Params), retryable(req.Method))
+	}
+	if err != nil {
+		var re *rpcError
+		if errors.As(err, &re) {
+			return encodeError(req.ID, re), "unavailable"
+		}
+		g.logger.Debug("call failed", "method", req.Method, "err", err)
+		return encodeError(req.ID, &rpcError{Code: CodeUnavailable, Message: "upstream unavailable: " + publicReason(err)}), "unavailable"
+	}
+	if resp.Error != nil {
+		return encodeError(req.ID, resp.Error), "rpc_error"
+	}
+	return encodeResult(req.ID, resp.Result), "ok"
+}
+
+// publicReason is what a client may learn of a forwarding failure (no
+// upstream URLs).
+func publicReason(err error) string {
+	switch {
+	case errors.Is(err, ErrNoUpstream):
+		return ErrNoUpstream.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "request canceled"
+	}
+	return "all attempts failed"
+}
+
+// retryable reports whether a call may be repeated on another upstream
+// after a failure without the client noticing: reads and filter creation.
+func retryable(method string) bool {
+	switch method {
+	case "eth_sendTransaction", "eth_sign", "eth_signTransaction", "eth_signTypedData",
+		"eth_submitWork", "eth_submitHashrate", "eth_subscribe", "eth_unsubscribe":
+		return false
+	}
+	for _, ns := range []string{"personal_", "admin_", "miner_", "clique_", "engine_"} {
+		if strings.HasPrefix(method, ns) {
+			return false
+		}
+	}
+	return !strings.HasPrefix(method, "debug_set")
+}
+
+// forward sends body to a chosen upstream, retrying on others when
+// retry is set and an attempt got no answer. The first of several attempts
+// gets half the remaining time, so a hanging upstream leaves time for a
+// retry. It returns the answer and the upstream that gave it.
+func (g *Gateway) forward(ctx context.Context, rt *runtime, req *rpcRequest, body []byte, minHead uint64, retry bool) (*rpcResponse, *upstream, error) {
+	ups := g.snapshot()
+	cands := make([]Candidate, len(ups))
+	for i, u := range ups {
+		cands[i] = u.candidate()
+	}
+	tried := make([]bool, len(ups))
+	attempts := 1
+	if retry {
+		attempts += rt.cfg.Limits.Retries
+	}
+	err := ErrNoUpstream
+	for a := 0; a < attempts; a++ {
+		i, _, perr := Pick(cands, minHead, tried, g.seq.Add(1))
+		if perr != nil && minHead > 0 {
+			// No healthy upstream has that block yet: any may answer "not found".
+			i, _, perr = Pick(cands, 0, tried, g.seq.Add(1))
+		}
+		if perr != nil {
+			break
+		}
+		tried[i] = true
+		if a > 0 {
+			g.metrics.Retries.WithLabelValues(methodLabel(req.Method)).Inc()
+		}
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok && a+1 < attempts {
+			actx, cancel = context.WithTimeout(ctx, time.Until(dl)/2)
+		}
+		var resp *rpcResponse
+		resp, err = ups[i].forward(actx, body, g.metrics)
+		cancel()
+		if err == nil {
+			return resp, ups[i], nil
+		}
+		g.logger.Debug("upstream call failed", "upstream", ups[i].cfg.Name, "method", req.Method, "attempt", a+1, "err", err)
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+	}
+	return nil, nil, err
+}
+
+// sendRawTransaction sends a signed transaction to one healthy upstream. An
+// attempt without an answer is repeated on another upstream with the same
+// bytes; "already known", or "nonce too low" while the upstream knows the
+// transaction's hash, counts as success.
+func (g *Gateway) sendRawTransaction(ctx context.Context, rt *runtime, req *rpcRequest, tx *txInfo) (*rpcResponse, error) {
+	hashJSON := json.RawMessage(strconv.Quote(tx.hash.Hex()))
+	ok := &rpcResponse{ID: req.ID, Result: hashJSON}
+	body := encodeCall(req.ID, req.Method, req.Params)
+	resp, u, err := g.forward(ctx, rt, req, body, 0, true)
+	if err != nil || resp.Error == nil {
+		return resp, err
+	}
+	msg := strings.ToLower(resp.Error.Message)
+	switch {
+	case strings.Contains(msg, "already known"), strings.Contains(msg, "known transaction"),
+		strings.Contains(msg, "already imported"):
+		return ok, nil
+	case strings.Contains(msg, "nonce too low"):
+		check := encodeCall(json.RawMessage("1"), "eth_getTransactionByHash", json.RawMessage("["+string(hashJSON)+"]"))
+		if r, cerr := u.forward(ctx, check, g.metrics); cerr == nil && r.Error == nil && string(r.Result) != "null" {
+			return ok, nil
+		}
+	}
+	return resp, nil
+}
+
+// filterRef is where a filter the gateway handed out lives.
+type filterRef struct {
+	upstream string
+	id       string
+	used     time.Time
+}
+
+// filterTable maps the filter ids the gateway hands out to the upstream
+// that created the filter. Its methods are safe for concurrent use.
+type filterTable struct {
+	mu   sync.Mutex
+	refs map[string]*filterRef
+}
+
+func newFilterTable() *filterTable { return &filterTable{refs: map[string]*filterRef{}} }
+
+func (t *filterTable) add(id string, ref *filterRef) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refs[id] = ref
+}
+
+func (t *filterTable) get(id string, now time.Time) (filterRef, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ref, ok := t.refs[id]
+	if !ok {
+		return filterRef{}, false
+	}
+	ref.used = now
+	return *ref, true
+}
+
+func (t *filterTable) remove(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.refs, id)
+}
+
+// prune forgets filters unused since before cutoff (nodes expire them
+// after five minutes).
+func (t *filterTable) prune(cutoff time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, ref := range t.refs {
+		if ref.used.Before(cutoff) {
+			delete(t.refs, id)
+		}
+	}
+}
+
+// newFilter creates a filter on one upstream and hands out a gateway id
+// that names the upstream and its filter id.
+func (g *Gateway) newFilter(ctx context.Context, rt *runtime, req *rpcRequest) (*rpcResponse, error) {
+	resp, u, err := g.forward(ctx, rt, req, encodeCall(req.ID, req.Method, req.Params), 0, true)
+	if err != nil || resp.Error != nil {
+		return resp, err
+	}
+	var upID string
+	if err := json.Unmarshal(resp.Result, &upID); err != nil {
+		return nil, &rpcError{Code: CodeInternal, Message: "upstream returned a malformed filter id"}
+	}
+	id := randomID()
+	g.filters.add(id, &filterRef{upstream: u.cfg.Name, id: upID, used: time.Now()})
+	return &rpcResponse{ID: req.ID, Result: json.RawMessage(strconv.Quote(id))}, nil
+}
+
+// randomID returns an unguessable 128-bit id in hex, for the filter and
+// subscription ids the gateway hands out.
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hexutil.Encode(b[:])
+}
+
+// filterCall sends a call about a filter to the upstream that holds it.
+func (g *Gateway) filterCall(ctx context.Context, req *rpcRequest) (*rpcResponse, error) {
+	id, err := firstParamString(req.Params)
+	if err != nil {
+		return nil, &rpcError{Code: CodeInvalidParams, Message: "invalid params: " + err.Error()}
+	}
+	notFound := &rpcError{Code: -32000, Message: "filter not found"}
+	ref, ok := g.filters.get(id, time.Now())
+	if !ok {
+		if req.Method == "eth_uninstallFilter" {
+			return &rpcResponse{ID: req.ID, Result: json.RawMessage("false")}, nil
+		}
+		return nil, notFound
+	}
+	var u *upstream
+	for _, x := range g.snapshot() {
+		if x.cfg.Name == ref.upstream {
+			u = x
+		}
+	}
+	if u == nil {
+		g.filters.remove(id)
+		return nil, notFound
+	}
+	params, _ := json.Marshal([]string{ref.id})
+	resp, err := u.forward(ctx, encodeCall(req.ID, req.Method, params), g.metrics)
+	if err == nil && req.Method == "eth_uninstallFilter" {
+		g.filters.remove(id)
+	}
+	return resp, err
+}

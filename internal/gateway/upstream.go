@@ -1,0 +1,166 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/hexutil"
+)
+
+// maxUpstreamResponse bounds an upstream answer the gateway reads.
+const maxUpstreamResponse = 128 << 20
+
+// errUpstream marks a failure to get an answer from an upstream (transport
+// error, timeout, HTTP error status, unreadable body): the call may be
+// retried elsewhere if it is safe to.
+var errUpstream = errors.New("upstream failed")
+
+// upstream is one node behind the gateway. Its config is immutable; the
+// counters and the published health are atomics written by the proxy (in
+// flight, latency, calls) and by the health runner (everything else).
+type upstream struct {
+	cfg    UpstreamConfig
+	source string // "config" or "admin"
+	client *http.Client
+
+	inFlight atomic.Int64
+	latency  atomic.Int64 // moving average of call latency, ns
+	calls    atomic.Int64 // since the last poll
+	failures atomic.Int64 // since the last poll
+
+	healthy atomic.Bool
+	head    atomic.Uint64
+	health  atomic.Pointer[Health] // last judgement, for the admin API
+}
+
+func newUpstream(cfg UpstreamConfig, source string, client *http.Client) *upstream {
+	u := &upstream{cfg: cfg, source: source, client: client}
+	u.health.Store(&Health{})
+	return u
+}
+
+func (u *upstream) candidate() Candidate {
+	return Candidate{Role: u.cfg.Role, Healthy: u.healthy.Load(), Head: u.head.Load(),
+		InFlight: u.inFlight.Load(), Latency: u.latency.Load()}
+}
+
+// call posts one JSON-RPC request body and decodes the answer. Errors
+// wrapping errUpstream mean no usable answer came back.
+func (u *upstream) call(ctx context.Context, body []byte) (*rpcResponse, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUpstream, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := u.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUpstream, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamResponse))
+	if err != nil {
+		return nil, fmt.Errorf("%w: read answer: %v", errUpstream, err)
+	}
+	var out rpcResponse
+	if err := json.Unmarshal(data, &out); err != nil || (out.Error == nil && out.Result == nil) {
+		return nil, fmt.Errorf("%w: HTTP %d with no JSON-RPC answer", errUpstream, resp.StatusCode)
+	}
+	if resp.StatusCode >= 500 && out.Error == nil {
+		return nil, fmt.Errorf("%w: HTTP %d", errUpstream, resp.StatusCode)
+	}
+	return &out, nil
+}
+
+// forward sends one call and keeps the counters; see call.
+func (u *upstream) forward(ctx context.Context, body []byte, m *Metrics) (*rpcResponse, error) {
+	u.inFlight.Add(1)
+	start := time.Now()
+	resp, err := u.call(ctx, body)
+	u.inFlight.Add(-1)
+	u.calls.Add(1)
+	outcome := "ok"
+	switch {
+	case err != nil:
+		u.failures.Add(1)
+		outcome = "failed"
+	case resp.Error != nil:
+		outcome = "rpc_error"
+	}
+	if err == nil {
+		u.observeLatency(time.Since(start))
+	}
+	m.UpstreamRequests.WithLabelValues(u.cfg.Name, outcome).Inc()
+	return resp, err
+}
+
+// observeLatency folds one latency into the moving average (weight 1/8).
+// Racing updates may lose a sample, which is harmless.
+func (u *upstream) observeLatency(d time.Duration) {
+	old := u.latency.Load()
+	if old == 0 {
+		u.latency.Store(int64(d))
+		return
+	}
+	u.latency.Store(old + (int64(d)-old)/8)
+}
+
+// poll asks the upstream for its chain id, head and sync state in one batch.
+func (u *upstream) poll(ctx context.Context) Sample {
+	const body = `[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},` +
+		`{"jsonrpc":"2.0","id":2,"method":"eth_blockNumber"},` +
+		`{"jsonrpc":"2.0","id":3,"method":"eth_syncing"}]`
+	start := time.Now()
+	s := Sample{Calls: int(u.calls.Swap(0)), Failures: int(u.failures.Swap(0))}
+	fail := func(err error) Sample {
+		s.Err = err.Error()
+		s.Latency = time.Since(start)
+		return s
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.cfg.URL, strings.NewReader(body))
+	if err != nil {
+		return fail(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := u.client.Do(req)
+	if err != nil {
+		return fail(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fail(fmt.Errorf("HTTP %d", resp.StatusCode))
+	}
+	var answers []rpcResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&answers); err != nil {
+		return fail(fmt.Errorf("bad answer: %v", err))
+	}
+	byID := map[string]*rpcResponse{}
+	for i := range answers {
+		byID[string(answers[i].ID)] = &answers[i]
+	}
+	for _, id := range []string{"1", "2", "3"} {
+		a := byID[id]
+		if a == nil || a.Error != nil {
+			return fail(fmt.Errorf("no answer to call %s of the health batch", id))
+		}
+	}
+	var chainID, head hexutil.Uint64
+	if err := json.Unmarshal(byID["1"].Result, &chainID); err != nil {
+		return fail(fmt.Errorf("eth_chainId: %v", err))
+	}
+	if err := json.Unmarshal(byID["2"].Result, &head); err != nil {
+		return fail(fmt.Errorf("eth_blockNumber: %v", err))
+	}
+	s.OK, s.ChainID, s.Head = true, uint64(chainID), uint64(head)
+	s.Syncing = strings.TrimSpace(string(byID["3"].Result)) != "false"
+	s.Latency = time.Since(start)
+	u.observeLatency(s.Latency)
+	return s
+}
