@@ -159,8 +159,27 @@ func (u *upstream) poll(ctx context.Context) Sample {
 		return fail(fmt.Errorf("eth_blockNumber: %v", err))
 	}
 	s.OK, s.ChainID, s.Head = true, uint64(chainID), uint64(head)
-	s.Syncing = strings.TrimSpace(string(byID["3"].Result)) != "false"
+	s.Syncing = syncing(byID["3"].Result)
 	s.Latency = time.Since(start)
 	u.observeLatency(s.Latency)
 	return s
+}
+
+// syncing reads an eth_syncing result: false, or a progress object. A node
+// counts as syncing only while it is still fetching blocks (highestBlock
+// above currentBlock); geth also reports background work such as transaction
+// or state indexing there, with its head current, and such a node serves
+// correct answers. Any other shape counts as syncing.
+func syncing(result json.RawMessage) bool {
+	if strings.TrimSpace(string(result)) == "false" {
+		return false
+	}
+	var p struct {
+		CurrentBlock *hexutil.Uint64 `json:"currentBlock"`
+		HighestBlock *hexutil.Uint64 `json:"highestBlock"`
+	}
+	if err := json.Unmarshal(result, &p); err != nil || p.CurrentBlock == nil || p.HighestBlock == nil {
+		return true
+	}
+	return *p.HighestBlock > *p.CurrentBlock
 }
