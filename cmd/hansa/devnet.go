@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -18,8 +20,10 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/hansa-chain/hansa/internal/chain"
+	"github.com/hansa-chain/hansa/internal/gateway"
 	"github.com/hansa-chain/hansa/internal/keys"
 	"github.com/hansa-chain/hansa/internal/node"
+	"github.com/hansa-chain/hansa/internal/telemetry"
 )
 
 // devnetFile describes a devnet for people and tools: every endpoint of every
@@ -27,11 +31,18 @@ import (
 type devnetFile struct {
 	ChainID  uint64          `json:"chainId"`
 	Genesis  string          `json:"genesis"`
-	RPC      string          `json:"rpc"`
+	RPC      string          `json:"rpc"` // the gateway, or node1 when the gateway is off
 	WS       string          `json:"ws"`
+	Gateway  *devnetGateway  `json:"gateway,omitempty"`
 	Nodes    []devnetNode    `json:"nodes"`
 	Mnemonic string          `json:"mnemonic"`
 	Accounts []devnetAccount `json:"accounts"`
+}
+
+type devnetGateway struct {
+	RPC     string `json:"rpc"`
+	WS      string `json:"ws"`
+	Metrics string `json:"metrics"`
 }
 
 type devnetNode struct {
@@ -53,30 +64,44 @@ type devnetAccount struct {
 }
 
 const (
-	devnetAccounts = 10
-	devnetRPCAddr  = "127.0.0.1:8545"
-	devnetOpsAddr  = "127.0.0.1:9545"
-	devnetAdmin    = "127.0.0.1:9645"
+	devnetAccounts   = 10
+	devnetGatewayRPC = "127.0.0.1:8545" // the devnet's single entry point
+	devnetGatewayOps = "127.0.0.1:9546"
+	devnetRPCAddr    = "127.0.0.1:18545" // node1's own JSON-RPC
+	devnetOpsAddr    = "127.0.0.1:9545"
+	devnetAdmin      = "127.0.0.1:9645"
 )
 
-func devnetFlags(name string, args []string, stderr io.Writer) (string, *nodeFlags, error) {
+// devnetOptions are the devnet command's flags.
+type devnetOptions struct {
+	dir        string
+	node       *nodeFlags
+	gateway    string // gateway JSON-RPC address, or "off"
+	gatewayOps string
+}
+
+func devnetFlags(name string, args []string, stderr io.Writer) (*devnetOptions, error) {
 	fs := newFlagSet(name, stderr)
-	dir := fs.String("dir", "./devnet", "devnet directory (created when missing, resumed otherwise)")
-	flags := addNodeFlags(fs)
+	o := &devnetOptions{}
+	fs.StringVar(&o.dir, "dir", "./devnet", "devnet directory (created when missing, resumed otherwise)")
+	fs.StringVar(&o.gateway, "gateway", devnetGatewayRPC, `the gateway's JSON-RPC address, the devnet's entry point ("off": clients use node1 directly)`)
+	fs.StringVar(&o.gatewayOps, "gateway-ops", devnetGatewayOps, "the gateway's metrics/healthz/readyz address")
+	o.node = addNodeFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return "", nil, fmt.Errorf("%s: unexpected arguments %v", name, fs.Args())
+		return nil, fmt.Errorf("%s: unexpected arguments %v", name, fs.Args())
 	}
-	return *dir, flags, nil
+	return o, nil
 }
 
 func runDevnetInit(args []string, stdout, stderr io.Writer) error {
-	dir, _, err := devnetFlags("devnet init", args, stderr)
+	o, err := devnetFlags("devnet init", args, stderr)
 	if err != nil {
 		return err
 	}
+	dir := o.dir
 	if _, err := os.Stat(filepath.Join(dir, "devnet.json")); err == nil {
 		return fmt.Errorf("devnet init: %s already holds a devnet", dir)
 	}
@@ -89,10 +114,11 @@ func runDevnetInit(args []string, stdout, stderr io.Writer) error {
 }
 
 func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	dir, flags, err := devnetFlags("devnet", args, stderr)
+	o, err := devnetFlags("devnet", args, stderr)
 	if err != nil {
 		return err
 	}
+	dir := o.dir
 	d, err := readDevnet(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if d, err = initDevnet(dir); err == nil {
@@ -102,21 +128,102 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	n := d.Nodes[0]
-	*flags.config = n.Config
-	cfg, err := flags.load()
+	*o.node.config = d.Nodes[0].Config
+	cfg, err := o.node.load()
 	if err != nil {
 		return err
 	}
-	return startNode(ctx, cfg, stderr, func(addrs node.Addrs) {
-		// Record the addresses actually bound (flags may override the
-		// defaults), so tools reading devnet.json find the node.
-		d.setEndpoints(0, addrs)
-		if err := writeDevnet(dir, d); err != nil {
-			fmt.Fprintf(stderr, "devnet: update %s/devnet.json: %v\n", dir, err)
-		}
-		printDevnet(stdout, dir, d, addrs)
+	withGateway := o.gateway != "off"
+	if withGateway && o.gateway == cfg.HTTPAddr {
+		return fmt.Errorf("devnet: the gateway and node1 both want %s; pass --http for the node or --gateway", o.gateway)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	logger, err := devnetLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	var nodeErr, gwErr error
+	wg.Go(func() {
+		nodeErr = startNode(ctx, cfg, stderr, func(addrs node.Addrs) {
+			d.setEndpoints(0, addrs)
+			if !withGateway {
+				d.RPC, d.WS, d.Gateway = d.Nodes[0].RPC, d.Nodes[0].WS, nil
+				finishDevnetStart(stdout, stderr, dir, d)
+				return
+			}
+			wg.Go(func() {
+				gwErr = runDevnetGateway(ctx, o, d, addrs, logger, func() { finishDevnetStart(stdout, stderr, dir, d) })
+				if gwErr != nil {
+					cancel(gwErr)
+				}
+			})
+		})
+		cancel(nodeErr)
 	})
+	wg.Wait()
+	return errors.Join(nodeErr, gwErr)
+}
+
+// finishDevnetStart records the bound endpoints in devnet.json and prints
+// the banner, once everything serves.
+func finishDevnetStart(stdout, stderr io.Writer, dir string, d *devnetFile) {
+	if err := writeDevnet(dir, d); err != nil {
+		fmt.Fprintf(stderr, "devnet: update %s/devnet.json: %v\n", dir, err)
+	}
+	printDevnet(stdout, dir, d)
+}
+
+func devnetLogger(cfg node.Config, stderr io.Writer) (*slog.Logger, error) {
+	level, err := telemetry.ParseLevel(cfg.Log.Level)
+	if err != nil {
+		return nil, err
+	}
+	format, err := telemetry.ParseFormat(cfg.Log.Format)
+	if err != nil {
+		return nil, err
+	}
+	return telemetry.NewLogger(stderr, level, format), nil
+}
+
+// runDevnetGateway runs the gateway in front of node1 until ctx ends: open
+// access on loopback for every namespace the node serves, no admin API.
+// ready is called once it serves and node1 is healthy behind it.
+func runDevnetGateway(ctx context.Context, o *devnetOptions, d *devnetFile, nodeAddrs node.Addrs, logger *slog.Logger, ready func()) error {
+	cfg := gateway.DefaultConfig()
+	cfg.HTTPAddr, cfg.OpsAddr, cfg.AdminAddr = o.gateway, o.gatewayOps, ""
+	cfg.ChainID = d.ChainID
+	cfg.AllowAnonymous = true
+	cfg.Anonymous = gateway.KeyConfig{Name: "devnet", Methods: []string{"eth_*", "net_*", "web3_*", "txpool_*", "debug_*"}}
+	cfg.Health.PollInterval = gateway.Duration(250 * time.Millisecond)
+	cfg.Upstreams = []gateway.UpstreamConfig{{Name: d.Nodes[0].Name, URL: "http://" + nodeAddrs.HTTP}}
+	g, err := gateway.New(cfg, logger.With("component", "gateway"), telemetry.NewRegistry())
+	if err != nil {
+		return fmt.Errorf("devnet gateway: %w", err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- g.Run(ctx) }()
+	addrs, err := g.Addrs(ctx)
+	if err != nil {
+		return errors.Join(err, <-errc)
+	}
+	for g.Ready() != nil { // wait until node1 counts as healthy
+		select {
+		case <-ctx.Done():
+			return <-errc
+		case err := <-errc:
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	d.Gateway = &devnetGateway{RPC: "http://" + addrs.HTTP, WS: "ws://" + addrs.HTTP}
+	if addrs.Ops != "" {
+		d.Gateway.Metrics = "http://" + addrs.Ops + "/metrics"
+	}
+	d.RPC, d.WS = d.Gateway.RPC, d.Gateway.WS
+	ready()
+	return <-errc
 }
 
 // initDevnet writes a one-node devnet: a node key, genesis funding the dev
@@ -145,8 +252,9 @@ func initDevnet(dir string) (*devnetFile, error) {
 	d := &devnetFile{
 		ChainID:  g.ChainID,
 		Genesis:  filepath.Join(dir, "genesis.json"),
-		RPC:      "http://" + devnetRPCAddr,
-		WS:       "ws://" + devnetRPCAddr,
+		RPC:      "http://" + devnetGatewayRPC,
+		WS:       "ws://" + devnetGatewayRPC,
+		Gateway:  &devnetGateway{RPC: "http://" + devnetGatewayRPC, WS: "ws://" + devnetGatewayRPC, Metrics: "http://" + devnetGatewayOps + "/metrics"},
 		Mnemonic: keys.DevMnemonic,
 	}
 	for i := uint32(0); i < devnetAccounts; i++ {
@@ -179,8 +287,7 @@ func initDevnet(dir string) (*devnetFile, error) {
 	return d, writeDevnet(dir, d)
 }
 
-// setEndpoints records node i's bound addresses; node 0's RPC is also the
-// devnet's entry point.
+// setEndpoints records node i's bound addresses.
 func (d *devnetFile) setEndpoints(i int, addrs node.Addrs) {
 	n := &d.Nodes[i]
 	n.RPC, n.WS = "http://"+addrs.HTTP, "ws://"+addrs.HTTP
@@ -190,9 +297,6 @@ func (d *devnetFile) setEndpoints(i int, addrs node.Addrs) {
 	}
 	if addrs.Admin != "" {
 		n.Admin = "http://" + addrs.Admin
-	}
-	if i == 0 {
-		d.RPC, d.WS = n.RPC, n.WS
 	}
 }
 
@@ -219,15 +323,15 @@ func readDevnet(dir string) (*devnetFile, error) {
 	return d, nil
 }
 
-func printDevnet(w io.Writer, dir string, d *devnetFile, addrs node.Addrs) {
+func printDevnet(w io.Writer, dir string, d *devnetFile) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nHansa devnet is running (chain id %d, directory %s)\n\n", d.ChainID, dir)
-	fmt.Fprintf(&b, "  JSON-RPC   http://%s\n  WebSocket  ws://%s\n", addrs.HTTP, addrs.HTTP)
-	if addrs.Ops != "" {
-		fmt.Fprintf(&b, "  Metrics    http://%s/metrics   (health: /healthz, /readyz)\n", addrs.Ops)
+	fmt.Fprintf(&b, "  JSON-RPC   %s\n  WebSocket  %s\n", d.RPC, d.WS)
+	if d.Gateway != nil {
+		fmt.Fprintf(&b, "             (the gateway: open to anyone on this machine, no API key; metrics %s)\n", d.Gateway.Metrics)
 	}
-	if addrs.Admin != "" {
-		fmt.Fprintf(&b, "  Admin      http://%s\n", addrs.Admin)
+	for _, n := range d.Nodes {
+		fmt.Fprintf(&b, "  %-10s %s  metrics %s  admin %s\n", n.Name, n.RPC, n.Metrics, n.Admin)
 	}
 	fmt.Fprintf(&b, "\nAccounts (10,000 ETH each; mnemonic %q):\n", d.Mnemonic)
 	for i, a := range d.Accounts {

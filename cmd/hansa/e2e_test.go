@@ -729,3 +729,35 @@ func TestE2EBadInput(t *testing.T) {
 		t.Fatalf("pending nonce %d, want %d", got, nonce+2)
 	}
 }
+
+// The devnet's entry point is the gateway in front of node1: devnet.json says
+// so, and a client using it sends, waits for a receipt and reads it back.
+func TestE2EDevnetGatewayEntryPoint(t *testing.T) {
+	n := startE2E(t, "")
+	if n.Info.RPC != n.GatewayURL() || n.Info.WS != "ws://"+n.GatewayAddr {
+		t.Fatalf("devnet.json entry point %q %q, want the gateway %s", n.Info.RPC, n.Info.WS, n.GatewayURL())
+	}
+	ctx := t.Context()
+	gw, err := ethclient.DialContext(ctx, n.GatewayURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	if id, err := gw.ChainID(ctx); err != nil || id.Uint64() != e2eChainID {
+		t.Fatalf("chain id through the gateway: %v %v", id, err)
+	}
+	key := n.keys[5]
+	nonce, err := gw.PendingNonceAt(ctx, crypto.PubkeyToAddress(key.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := types.MustSignNewTx(key, e2eSigner(), transferTx(nonce, common.HexToAddress("0xbeef"), 1))
+	if err := gw.SendTransaction(ctx, tx); err != nil {
+		t.Fatalf("send through the gateway: %v", err)
+	}
+	r := n.waitReceipt(t, tx.Hash()) // read from node1 directly
+	got, err := gw.TransactionReceipt(ctx, tx.Hash())
+	if err != nil || got.BlockHash != r.BlockHash {
+		t.Fatalf("receipt through the gateway: %v %v", got, err)
+	}
+}

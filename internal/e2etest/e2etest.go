@@ -75,6 +75,9 @@ type Account struct {
 type Info struct {
 	// ChainID is the devnet's chain id.
 	ChainID uint64 `json:"chainId"`
+	// RPC and WS are the devnet's entry point for clients.
+	RPC string `json:"rpc"`
+	WS  string `json:"ws"`
 	// Accounts are the funded dev accounts.
 	Accounts []Account `json:"accounts"`
 }
@@ -84,9 +87,12 @@ type Info struct {
 type Devnet struct {
 	// Dir is the devnet directory passed as --dir.
 	Dir string
-	// HTTPAddr, OpsAddr and AdminAddr are the listen addresses passed as
+	// HTTPAddr, OpsAddr and AdminAddr are node1's listen addresses passed as
 	// --http, --ops and --admin.
 	HTTPAddr, OpsAddr, AdminAddr string
+	// GatewayAddr and GatewayOpsAddr are the gateway's, passed as --gateway
+	// and --gateway-ops: the devnet's entry point in front of node1.
+	GatewayAddr, GatewayOpsAddr string
 	// Info is devnet.json, read once the node was ready.
 	Info Info
 
@@ -97,7 +103,11 @@ type Devnet struct {
 	result error         // cmd.Wait's result, set before done is closed
 }
 
-// RPCURL returns the JSON-RPC HTTP endpoint.
+// GatewayURL returns the gateway's JSON-RPC endpoint (HTTP; ws:// on the
+// same address).
+func (d *Devnet) GatewayURL() string { return "http://" + d.GatewayAddr }
+
+// RPCURL returns node1's JSON-RPC HTTP endpoint.
 func (d *Devnet) RPCURL() string { return "http://" + d.HTTPAddr }
 
 // WSURL returns the JSON-RPC WebSocket endpoint.
@@ -110,7 +120,7 @@ func (d *Devnet) OpsURL() string { return "http://" + d.OpsAddr }
 func (d *Devnet) Logs() string { return d.logs.String() }
 
 // Start runs `hansa devnet --dir dir` on free loopback ports and waits until
-// GET /readyz answers 200 (up to one minute). A dir that does not hold a
+// node1's and the gateway's GET /readyz answer 200 (up to one minute). A dir that does not hold a
 // devnet yet is created by the node; one that does is resumed. A t.Cleanup
 // stops the process and, if the test failed, logs its output.
 func Start(tb testing.TB, bin, dir string) *Devnet {
@@ -131,18 +141,21 @@ func Start(tb testing.TB, bin, dir string) *Devnet {
 }
 
 func start(tb testing.TB, bin, dir string) (*Devnet, error) {
-	addrs := FreeAddrs(tb, 3)
+	addrs := FreeAddrs(tb, 5)
 	d := &Devnet{
-		Dir:       dir,
-		HTTPAddr:  addrs[0],
-		OpsAddr:   addrs[1],
-		AdminAddr: addrs[2],
-		tb:        tb,
-		logs:      new(syncBuffer),
-		done:      make(chan struct{}),
+		Dir:            dir,
+		HTTPAddr:       addrs[0],
+		OpsAddr:        addrs[1],
+		AdminAddr:      addrs[2],
+		GatewayAddr:    addrs[3],
+		GatewayOpsAddr: addrs[4],
+		tb:             tb,
+		logs:           new(syncBuffer),
+		done:           make(chan struct{}),
 	}
 	d.cmd = exec.Command(bin, "devnet", "--dir", dir,
-		"--http", d.HTTPAddr, "--ops", d.OpsAddr, "--admin", d.AdminAddr)
+		"--http", d.HTTPAddr, "--ops", d.OpsAddr, "--admin", d.AdminAddr,
+		"--gateway", d.GatewayAddr, "--gateway-ops", d.GatewayOpsAddr)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		return nil, err
@@ -173,6 +186,10 @@ func start(tb testing.TB, bin, dir string) (*Devnet, error) {
 	return d, nil
 }
 
+// devnetBanner starts what `hansa devnet` prints once it serves and has
+// written devnet.json.
+const devnetBanner = "Hansa devnet is running"
+
 func (d *Devnet) waitReady(timeout time.Duration) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(timeout)
@@ -184,6 +201,17 @@ func (d *Devnet) waitReady(timeout time.Duration) error {
 		default:
 		}
 		resp, err := client.Get(d.OpsURL() + "/readyz")
+		if err == nil && resp.StatusCode == http.StatusOK {
+			resp.Body.Close()
+			resp, err = client.Get("http://" + d.GatewayOpsAddr + "/readyz") // and the gateway in front
+		}
+		if err == nil && resp.StatusCode == http.StatusOK && !strings.Contains(d.Logs(), devnetBanner) {
+			// devnet.json gets the bound endpoints just before the banner.
+			resp.Body.Close()
+			last = "waiting for the banner"
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()

@@ -57,9 +57,12 @@ export class Devnet {
     this.bin = bin;
     this.dir = dir;
     this.child = child;
-    this.rpcUrl = `http://127.0.0.1:${ports.http}`;
-    this.wsUrl = `ws://127.0.0.1:${ports.http}`;
+    // Clients use the devnet's entry point, the gateway in front of node1.
+    this.rpcUrl = `http://127.0.0.1:${ports.gateway}`;
+    this.wsUrl = `ws://127.0.0.1:${ports.gateway}`;
+    this.nodeRpcUrl = `http://127.0.0.1:${ports.http}`;
     this.opsUrl = `http://127.0.0.1:${ports.ops}`;
+    this.gatewayOpsUrl = `http://127.0.0.1:${ports.gatewayOps}`;
     this.adminUrl = `http://127.0.0.1:${ports.admin}`;
     this.stdout = "";
     this.stderr = "";
@@ -90,13 +93,15 @@ export class Devnet {
       tmpRoot = mkdtempSync(join(tmpdir(), "hansa-e2e-"));
       dir = join(tmpRoot, "devnet");
     }
-    const [http, ops, admin] = await freePorts(3);
-    const ports = { http, ops, admin };
+    const [http, ops, admin, gateway, gatewayOps] = await freePorts(5);
+    const ports = { http, ops, admin, gateway, gatewayOps };
     const args = [
       "devnet", "--dir", dir,
       "--http", `127.0.0.1:${ports.http}`,
       "--ops", `127.0.0.1:${ports.ops}`,
       "--admin", `127.0.0.1:${ports.admin}`,
+      "--gateway", `127.0.0.1:${ports.gateway}`,
+      "--gateway-ops", `127.0.0.1:${ports.gatewayOps}`,
     ];
     const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
     const d = new Devnet(bin, dir, ports, child);
@@ -126,7 +131,12 @@ export class Devnet {
       try {
         const res = await fetch(`${this.opsUrl}/readyz`, { signal: AbortSignal.timeout(2_000) });
         last = `${res.status} ${await res.text()}`;
-        if (res.status === 200) return;
+        if (res.status === 200) {
+          const gw = await fetch(`${this.gatewayOpsUrl}/readyz`, { signal: AbortSignal.timeout(2_000) });
+          last = `gateway ${gw.status} ${await gw.text()}`;
+          // devnet.json gets the bound endpoints just before the banner.
+          if (gw.status === 200 && this.stdout.includes("Hansa devnet is running")) return;
+        }
       } catch (e) {
         last = String(e);
       }
