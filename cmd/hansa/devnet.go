@@ -198,7 +198,7 @@ func runDevnetGateway(ctx context.Context, o *devnetOptions, d *devnetFile, node
 	cfg.Anonymous = gateway.KeyConfig{Name: "devnet", Methods: []string{"eth_*", "net_*", "web3_*", "txpool_*", "debug_*"}}
 	cfg.Health.PollInterval = gateway.Duration(250 * time.Millisecond)
 	cfg.Upstreams = []gateway.UpstreamConfig{{Name: d.Nodes[0].Name, URL: "http://" + nodeAddrs.HTTP}}
-	g, err := gateway.New(cfg, logger.With("component", "gateway"), telemetry.NewRegistry())
+	g, err := gateway.New(cfg, logger, telemetry.NewRegistry())
 	if err != nil {
 		return fmt.Errorf("devnet gateway: %w", err)
 	}
