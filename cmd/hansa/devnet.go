@@ -139,7 +139,7 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	logger, err := devnetLogger(cfg, stderr)
+	logger, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
 	}
@@ -175,17 +175,6 @@ func finishDevnetStart(stdout, stderr io.Writer, dir string, d *devnetFile) {
 	printDevnet(stdout, dir, d)
 }
 
-func devnetLogger(cfg node.Config, stderr io.Writer) (*slog.Logger, error) {
-	level, err := telemetry.ParseLevel(cfg.Log.Level)
-	if err != nil {
-		return nil, err
-	}
-	format, err := telemetry.ParseFormat(cfg.Log.Format)
-	if err != nil {
-		return nil, err
-	}
-	return telemetry.NewLogger(stderr, level, format), nil
-}
 
 // runDevnetGateway runs the gateway in front of node1 until ctx ends: open
 // access on loopback for every namespace the node serves, no admin API.

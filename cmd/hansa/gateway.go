@@ -42,14 +42,10 @@ func (f *gatewayFlags) load() (gateway.Config, error) {
 			return cfg, err
 		}
 	}
-	for dst, src := range map[*string]string{
+	override(map[*string]string{
 		&cfg.HTTPAddr: *f.http, &cfg.OpsAddr: *f.ops, &cfg.AdminAddr: *f.admin, &cfg.StateFile: *f.stateFile,
 		&cfg.Log.Level: *f.logLevel, &cfg.Log.Format: *f.logFormat,
-	} {
-		if src != "" {
-			*dst = src
-		}
-	}
+	})
 	return cfg, cfg.Validate()
 }
 
@@ -69,15 +65,10 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	level, err := telemetry.ParseLevel(cfg.Log.Level)
+	logger, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
 	}
-	format, err := telemetry.ParseFormat(cfg.Log.Format)
-	if err != nil {
-		return err
-	}
-	logger := telemetry.NewLogger(stderr, level, format)
 	g, err := gateway.New(cfg, logger, telemetry.NewRegistry())
 	if err != nil {
 		return err

@@ -8,10 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/hansa-chain/hansa/internal/telemetry"
 	"github.com/hansa-chain/hansa/internal/version"
 )
 
@@ -75,6 +77,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+// newLogger builds the process logger from a config's level and format.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	lvl, err := telemetry.ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	f, err := telemetry.ParseFormat(format)
+	if err != nil {
+		return nil, err
+	}
+	return telemetry.NewLogger(w, lvl, f), nil
+}
+
+// override sets each destination whose flag was given (non-empty).
+func override(flags map[*string]string) {
+	for dst, src := range flags {
+		if src != "" {
+			*dst = src
+		}
 	}
 }
 

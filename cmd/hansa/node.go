@@ -38,15 +38,11 @@ func (f *nodeFlags) load() (node.Config, error) {
 			return cfg, err
 		}
 	}
-	for dst, src := range map[*string]string{
+	override(map[*string]string{
 		&cfg.DataDir: *f.datadir, &cfg.Genesis: *f.genesis, &cfg.NodeKey: *f.nodeKey,
 		&cfg.HTTPAddr: *f.http, &cfg.OpsAddr: *f.ops, &cfg.AdminAddr: *f.admin,
 		&cfg.Log.Level: *f.logLevel, &cfg.Log.Format: *f.logFormat,
-	} {
-		if src != "" {
-			*dst = src
-		}
-	}
+	})
 	return cfg, cfg.Validate()
 }
 
@@ -69,15 +65,10 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // startNode runs a node until ctx ends; onReady, if set, is called once its
 // listeners are bound.
 func startNode(ctx context.Context, cfg node.Config, logOut io.Writer, onReady func(node.Addrs)) error {
-	level, err := telemetry.ParseLevel(cfg.Log.Level)
+	logger, err := newLogger(logOut, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
 	}
-	format, err := telemetry.ParseFormat(cfg.Log.Format)
-	if err != nil {
-		return err
-	}
-	logger := telemetry.NewLogger(logOut, level, format)
 	n, err := node.New(ctx, cfg, logger, telemetry.NewRegistry())
 	if err != nil {
 		return err
