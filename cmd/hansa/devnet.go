@@ -175,7 +175,6 @@ func finishDevnetStart(stdout, stderr io.Writer, dir string, d *devnetFile) {
 	printDevnet(stdout, dir, d)
 }
 
-
 // runDevnetGateway runs the gateway in front of node1 until ctx ends: open
 // access on loopback for every namespace the node serves, no admin API.
 // ready is called once it serves and node1 is healthy behind it.
