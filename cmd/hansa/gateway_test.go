@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,31 +34,14 @@ import (
 type fixedDevnet struct {
 	dir, http, ops, admin string
 	cmd                   *exec.Cmd
-	out                   *lockedBuffer
+	out                   *e2etest.SyncBuffer
 	done                  chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func (d *fixedDevnet) start(t *testing.T) {
 	t.Helper()
 	d.cmd = exec.Command(hansaBinary(t), "devnet", "--dir", d.dir, "--http", d.http, "--ops", d.ops, "--admin", d.admin)
-	d.out = new(lockedBuffer)
+	d.out = new(e2etest.SyncBuffer)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -160,7 +142,7 @@ url = "http://%s"
 	writeCfg("")
 
 	ctx, cancel := context.WithCancel(t.Context())
-	logs := new(lockedBuffer)
+	logs := new(e2etest.SyncBuffer)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"gateway", "--config", cfgPath, "--log-level", "debug"}, logs, logs) }()
 	defer func() {
@@ -306,7 +288,7 @@ url = "http://%s"
 	}
 }
 
-func waitLog(t *testing.T, logs *lockedBuffer, substr string) {
+func waitLog(t *testing.T, logs *e2etest.SyncBuffer, substr string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(logs.String(), substr) {

@@ -98,7 +98,7 @@ type Devnet struct {
 
 	tb     testing.TB
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *SyncBuffer
 	done   chan struct{} // closed when the process has exited
 	result error         // cmd.Wait's result, set before done is closed
 }
@@ -150,7 +150,7 @@ func start(tb testing.TB, bin, dir string) (*Devnet, error) {
 		GatewayAddr:    addrs[3],
 		GatewayOpsAddr: addrs[4],
 		tb:             tb,
-		logs:           new(syncBuffer),
+		logs:           new(SyncBuffer),
 		done:           make(chan struct{}),
 	}
 	d.cmd = exec.Command(bin, "devnet", "--dir", dir,
@@ -268,19 +268,20 @@ func (d *Devnet) Kill() {
 	<-d.done
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writes and reads, for
+// capturing a child process's output while a test reads it.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -73,7 +73,7 @@ type Geth struct {
 	bin    string
 	auth   string
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *SyncBuffer
 	done   chan struct{}
 	result error
 }
@@ -116,7 +116,7 @@ func (g *Geth) Restart() {
 
 func (g *Geth) start() error {
 	port := func(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
-	g.logs, g.done = new(syncBuffer), make(chan struct{})
+	g.logs, g.done = new(SyncBuffer), make(chan struct{})
 	g.cmd = exec.Command(g.bin, "--dev", "--dev.period", "0", "--datadir", g.Dir,
 		"--http", "--http.addr", "127.0.0.1", "--http.port", port(g.HTTPAddr), "--http.api", "eth,net,web3,txpool",
 		"--ws", "--ws.addr", "127.0.0.1", "--ws.port", port(g.WSAddr), "--ws.api", "eth,net,web3",

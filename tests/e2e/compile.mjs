@@ -2,7 +2,7 @@
 // by build-contract.mjs, which writes the artifact the Go tests read.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const require = createRequire(import.meta.url);
@@ -15,14 +15,16 @@ export const here = dirname(fileURLToPath(import.meta.url));
 export const evmVersion = "prague";
 
 /**
- * Compiles contracts/Token.sol and returns { abi, bytecode, deployedBytecode,
- * compiler, evmVersion }. Throws on any compiler error.
+ * Compiles the contract `name` in the Solidity file `path` for evmVersion
+ * with the optimizer (200 runs) and returns { contractName, compiler,
+ * evmVersion, optimizer, abi, bytecode, deployedBytecode }. Throws on any
+ * compiler error. Also used by internal/bench/contracts/build.mjs.
  */
-export function compileToken() {
-  const source = readFileSync(join(here, "contracts", "Token.sol"), "utf8");
+export function compileContract(path, name) {
+  const file = basename(path);
   const input = {
     language: "Solidity",
-    sources: { "Token.sol": { content: source } },
+    sources: { [file]: { content: readFileSync(path, "utf8") } },
     settings: {
       evmVersion,
       optimizer: { enabled: true, runs: 200 },
@@ -34,9 +36,9 @@ export function compileToken() {
   if (errors.length > 0) {
     throw new Error("solc: " + errors.map((e) => e.formattedMessage).join("\n"));
   }
-  const c = out.contracts["Token.sol"].Token;
+  const c = out.contracts[file][name];
   return {
-    contractName: "Token",
+    contractName: name,
     compiler: "solc " + solc.version(),
     evmVersion,
     optimizer: { enabled: true, runs: 200 },
@@ -44,4 +46,9 @@ export function compileToken() {
     bytecode: "0x" + c.evm.bytecode.object,
     deployedBytecode: "0x" + c.evm.deployedBytecode.object,
   };
+}
+
+/** Compiles contracts/Token.sol (see compileContract). */
+export function compileToken() {
+  return compileContract(join(here, "contracts", "Token.sol"), "Token");
 }
