@@ -11,6 +11,7 @@ package consensus
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrNotLeader is returned by Propose on a member that is not the leader.
@@ -19,11 +20,18 @@ var ErrNotLeader = errors.New("not the leader")
 // ErrStopped is returned by Propose after the engine stopped.
 var ErrStopped = errors.New("consensus engine stopped")
 
-// Entry is one committed entry of the ordered log.
+// Entry is one committed entry of the ordered log, or a snapshot.
+//
+// A snapshot entry (Snapshot true) replaces every entry up to Index: its Data
+// is what the node passed to Checkpoint on the member that took it. The node
+// must bring its state to that point (fetching what it lacks from peers)
+// before it applies the entries that follow.
 type Entry struct {
-	Index uint64 // position in the log, starting at 1
-	Term  uint64 // leadership term the entry was proposed in
-	Data  []byte // the proposal bytes
+	Index     uint64    // position in the log, starting at 1
+	Term      uint64    // leadership term the entry was proposed in
+	Data      []byte    // the proposal bytes, or the snapshot's checkpoint data
+	Snapshot  bool      // a snapshot rather than one entry
+	Committed time.Time // when the engine learnt the entry was committed
 }
 
 // Status is a snapshot of the engine's view of the cluster.
@@ -33,6 +41,7 @@ type Status struct {
 	Term     uint64
 	Commit   uint64 // highest committed index
 	Applied  uint64 // highest index the node reported applied
+	Role     string // "leader", "follower", "candidate", "pre-candidate" or "learner"
 }
 
 // IsLeader reports whether this member leads.
@@ -53,6 +62,10 @@ type Engine interface {
 	Committed() <-chan Entry
 	// Applied records that the node durably applied entries up to index.
 	Applied(index uint64)
+	// Checkpoint tells the engine that the node's durable state after
+	// applying index is described by data, so the log up to index may be
+	// replaced by a snapshot carrying data.
+	Checkpoint(index uint64, data []byte)
 	// Status returns the engine's current view.
 	Status() Status
 	// Run drives the engine until ctx ends.

@@ -167,3 +167,7 @@ func (d *DB) StateDatabase() state.Database { return d.state }
 
 // TrieDB is the trie database behind the state.
 func (d *DB) TrieDB() *triedb.Database { return d.triedb }
+
+// RaftStore returns the key-value store and its sync function for the
+// consensus log, which lives in the same database under its own keys.
+func (d *DB) RaftStore() (ethdb.KeyValueStore, func() error) { return d.kv, d.sync }

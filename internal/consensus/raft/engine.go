@@ -1,14 +1,17 @@
 package raft
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	etcdraft "go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 
@@ -33,13 +36,18 @@ type Config struct {
 	MaxInflightMsgs int
 	// CommittedBuffer is how many committed entries may wait for the node.
 	CommittedBuffer int
+	// SnapshotEntries applied entries pass between snapshots; KeepEntries
+	// entries stay in the log behind a snapshot for lagging followers.
+	SnapshotEntries uint64
+	KeepEntries     uint64
 }
 
 // DefaultConfig returns defaults: a 100 ms tick, elections after about a
 // second without a leader.
 func DefaultConfig(id uint64, peers []uint64) Config {
 	return Config{ID: id, Peers: peers, TickInterval: 100 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1,
-		MaxSizePerMsg: 4 << 20, MaxInflightMsgs: 256, CommittedBuffer: 1024}
+		MaxSizePerMsg: 4 << 20, MaxInflightMsgs: 256, CommittedBuffer: 1024,
+		SnapshotEntries: 10_000, KeepEntries: 5_000}
 }
 
 // Validate reports the first invalid setting.
@@ -53,7 +61,7 @@ func (c Config) Validate() error {
 		return errors.New("raft: tick interval must be positive")
 	case c.HeartbeatTicks < 1 || c.ElectionTicks <= c.HeartbeatTicks:
 		return errors.New("raft: election ticks must exceed heartbeat ticks, which must be at least 1")
-	case c.MaxSizePerMsg == 0 || c.MaxInflightMsgs < 1 || c.CommittedBuffer < 1:
+	case c.MaxSizePerMsg == 0 || c.MaxInflightMsgs < 1 || c.CommittedBuffer < 1 || c.SnapshotEntries == 0:
 		return errors.New("raft: message size, in-flight and committed buffer limits must be positive")
 	}
 	return nil
@@ -74,6 +82,17 @@ type proposal struct {
 	done chan error
 }
 
+type checkpoint struct {
+	index uint64
+	data  []byte
+}
+
+type report struct {
+	to       uint64
+	snapshot bool
+	failed   bool
+}
+
 // Engine is a Raft member implementing consensus.Engine. Its Run goroutine
 // owns the RawNode: it ticks, steps received messages, persists each Ready
 // (log store, synced), then sends its messages, then hands committed entries
@@ -84,12 +103,23 @@ type Engine struct {
 	transport Transport
 	logger    *slog.Logger
 	rn        *etcdraft.RawNode
+	metrics   *metrics
 
-	props     chan proposal
-	committed chan consensus.Entry
-	applied   atomic.Uint64
-	status    atomic.Pointer[consensus.Status]
-	stopped   atomic.Bool
+	props       chan proposal
+	committed   chan consensus.Entry
+	checkpoints chan checkpoint
+	reports     chan report
+	applied     atomic.Uint64
+	status      atomic.Pointer[consensus.Status]
+	detail      atomic.Pointer[Detail]
+	stopped     atomic.Bool
+	snapIndex   atomic.Uint64 // index of the latest snapshot (lastSnap, for other goroutines)
+
+	// Owned by Run.
+	confState   *pb.ConfState
+	pendingSnap *consensus.Entry     // a snapshot the node has not applied yet
+	proposedAt  map[uint64]time.Time // leader: when each entry of its term was appended
+	lastSnap    uint64
 }
 
 var _ consensus.Engine = (*Engine)(nil)
@@ -97,8 +127,8 @@ var _ consensus.Engine = (*Engine)(nil)
 // New opens the engine on store. applied is the index of the last entry the
 // node applied durably; entries after it are delivered again by Committed.
 // On a fresh store the initial membership is written as a snapshot at index
-// 1 with cfg.Peers as voters — identical on every member.
-func New(cfg Config, store *LogStore, transport Transport, applied uint64, logger *slog.Logger) (*Engine, error) {
+// 1 with cfg.Peers as voters — identical on every member. reg may be nil.
+func New(cfg Config, store *LogStore, transport Transport, applied uint64, logger *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -117,26 +147,37 @@ func New(cfg Config, store *LogStore, transport Transport, applied uint64, logge
 	if err != nil {
 		return nil, err
 	}
+	e := &Engine{cfg: cfg, store: store, transport: transport, logger: logger, metrics: newMetrics(reg),
+		props: make(chan proposal), committed: make(chan consensus.Entry, cfg.CommittedBuffer),
+		checkpoints: make(chan checkpoint, 4), reports: make(chan report, 1024),
+		confState: snap.GetMetadata().GetConfState(), proposedAt: map[uint64]time.Time{},
+		lastSnap: snap.GetMetadata().GetIndex()}
+	if snapIndex := snap.GetMetadata().GetIndex(); applied < snapIndex && len(snap.GetData()) > 0 {
+		// The node stopped before it caught up with a snapshot it had
+		// received: hand it over again before anything that follows it.
+		e.pendingSnap = &consensus.Entry{Index: snapIndex, Term: snap.GetMetadata().GetTerm(), Data: snap.GetData(), Snapshot: true, Committed: time.Now()}
+	}
 	applied = max(applied, snap.GetMetadata().GetIndex())
 	rn, err := etcdraft.NewRawNode(&etcdraft.Config{
-		ID:              cfg.ID,
-		ElectionTick:    cfg.ElectionTicks,
-		HeartbeatTick:   cfg.HeartbeatTicks,
-		Storage:         store,
-		Applied:         applied,
-		MaxSizePerMsg:   cfg.MaxSizePerMsg,
-		MaxInflightMsgs: cfg.MaxInflightMsgs,
-		CheckQuorum:     true,
-		PreVote:         true,
-		Logger:          raftLogger{logger.With("component", "raft")},
+		ID:                        cfg.ID,
+		ElectionTick:              cfg.ElectionTicks,
+		HeartbeatTick:             cfg.HeartbeatTicks,
+		Storage:                   store,
+		Applied:                   applied,
+		MaxSizePerMsg:             cfg.MaxSizePerMsg,
+		MaxInflightMsgs:           cfg.MaxInflightMsgs,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		DisableProposalForwarding: true, // only the leader cuts blocks
+		Logger:                    raftLogger{logger.With("component", "raft")},
 	})
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, store: store, transport: transport, logger: logger, rn: rn,
-		props: make(chan proposal), committed: make(chan consensus.Entry, cfg.CommittedBuffer)}
+	e.rn = rn
 	e.applied.Store(applied)
-	e.publishStatus()
+	e.snapIndex.Store(e.lastSnap)
+	e.publishStatus(true)
 	return e, nil
 }
 
@@ -174,55 +215,244 @@ func (e *Engine) Applied(index uint64) {
 	}
 }
 
-// Status implements consensus.Engine.
-func (e *Engine) Status() consensus.Status { return *e.status.Load() }
-
-func (e *Engine) publishStatus() {
-	st := e.rn.BasicStatus()
-	e.status.Store(&consensus.Status{ID: e.cfg.ID, LeaderID: st.Lead, Term: st.GetTerm(), Commit: st.GetCommit(), Applied: e.applied.Load()})
+// Checkpoint implements consensus.Engine: every Config.SnapshotEntries
+// applied entries the log up to index becomes a snapshot carrying data, and
+// entries older than Config.KeepEntries behind it are discarded.
+func (e *Engine) Checkpoint(index uint64, data []byte) {
+	select {
+	case e.checkpoints <- checkpoint{index: index, data: data}:
+	default: // one is being taken; the next checkpoint will do
+	}
 }
 
-// Run drives the engine until ctx ends.
+// SnapshotDue reports whether a checkpoint at index would be taken, so the
+// node prepares checkpoint data only when it is.
+func (e *Engine) SnapshotDue(index uint64) bool {
+	last := e.snapIndex.Load()
+	return index > last && index-last >= e.cfg.SnapshotEntries
+}
+
+// ReportUnreachable tells Raft that a message to member id was lost, so
+// the leader probes it rather than stream entries into the void.
+func (e *Engine) ReportUnreachable(id uint64) {
+	select {
+	case e.reports <- report{to: id, failed: true}:
+	default:
+	}
+}
+
+// ReportSnapshot tells Raft whether a snapshot sent to member id arrived;
+// a leader waits for this before it replicates to that member again.
+func (e *Engine) ReportSnapshot(id uint64, failed bool) {
+	e.reports <- report{to: id, snapshot: true, failed: failed} // never dropped
+}
+
+// Status implements consensus.Engine.
+func (e *Engine) Status() consensus.Status {
+	st := *e.status.Load()
+	st.Applied = e.applied.Load()
+	return st
+}
+
+// Detail is the engine's full view, refreshed every tick.
+type Detail struct {
+	consensus.Status
+	LastIndex     uint64       `json:"lastIndex"`
+	FirstIndex    uint64       `json:"firstIndex"`
+	SnapshotIndex uint64       `json:"snapshotIndex"`
+	Voters        []uint64     `json:"voters"`
+	Learners      []uint64     `json:"learners"`
+	Peers         []PeerStatus `json:"peers,omitempty"` // on the leader only
+}
+
+// PeerStatus is the leader's view of one member's replication.
+type PeerStatus struct {
+	ID     uint64 `json:"id"`
+	Match  uint64 `json:"match"`  // highest index known replicated on it
+	Next   uint64 `json:"next"`   // next index to send
+	Lag    uint64 `json:"lag"`    // leader's last index minus Match
+	State  string `json:"state"`  // probe, replicate or snapshot
+	Active bool   `json:"active"` // heard from within an election timeout
+}
+
+// Detail returns the engine's full view as of the last tick.
+func (e *Engine) Detail() Detail {
+	d := *e.detail.Load()
+	d.Applied = e.applied.Load()
+	return d
+}
+
+func roleName(s etcdraft.StateType) string {
+	switch s {
+	case etcdraft.StateLeader:
+		return "leader"
+	case etcdraft.StateCandidate:
+		return "candidate"
+	case etcdraft.StatePreCandidate:
+		return "pre-candidate"
+	default:
+		return "follower"
+	}
+}
+
+// publishStatus refreshes Status, and with full also Detail and the
+// replication metrics.
+func (e *Engine) publishStatus(full bool) {
+	bs := e.rn.BasicStatus()
+	st := &consensus.Status{ID: e.cfg.ID, LeaderID: bs.Lead, Term: bs.GetTerm(), Commit: bs.GetCommit(),
+		Applied: e.applied.Load(), Role: roleName(bs.RaftState)}
+	if slices.Contains(e.confState.GetLearners(), e.cfg.ID) {
+		st.Role = "learner"
+	}
+	e.status.Store(st)
+	e.metrics.term.Set(float64(st.Term))
+	e.metrics.commit.Set(float64(st.Commit))
+	if !full {
+		return
+	}
+	last, _ := e.store.LastIndex()
+	first, _ := e.store.FirstIndex()
+	d := &Detail{Status: *st, LastIndex: last, FirstIndex: first, SnapshotIndex: e.lastSnap,
+		Voters: slices.Clone(e.confState.GetVoters()), Learners: slices.Clone(e.confState.GetLearners())}
+	e.metrics.lag.Reset()
+	if bs.RaftState == etcdraft.StateLeader {
+		full := e.rn.Status()
+		for id, pr := range full.Progress {
+			if id == e.cfg.ID {
+				continue
+			}
+			lag := uint64(0)
+			if last > pr.Match {
+				lag = last - pr.Match
+			}
+			d.Peers = append(d.Peers, PeerStatus{ID: id, Match: pr.Match, Next: pr.Next, Lag: lag, State: pr.State.String(), Active: pr.RecentActive})
+			e.metrics.lag.WithLabelValues(strconv.FormatUint(id, 10)).Set(float64(lag))
+		}
+		slices.SortFunc(d.Peers, func(a, b PeerStatus) int { return cmp.Compare(a.ID, b.ID) })
+	}
+	e.detail.Store(d)
+}
+
+// Run drives the engine until ctx ends. On the way out a leader hands its
+// leadership to the most up-to-date voter, so the cluster does not wait an
+// election timeout for a new one.
 func (e *Engine) Run(ctx context.Context) error {
 	defer e.stopped.Store(true)
 	ticker := time.NewTicker(e.cfg.TickInterval)
 	defer ticker.Stop()
-	lead := uint64(0)
+	if e.pendingSnap != nil {
+		select {
+		case e.committed <- *e.pendingSnap:
+		case <-ctx.Done():
+			return nil
+		}
+		e.pendingSnap = nil
+	}
+	lead := e.Status().LeaderID
 	for {
+		full := false
 		select {
 		case <-ctx.Done():
 			e.drainProposals()
-			return nil
+			return e.handOver()
 		case <-ticker.C:
 			e.rn.Tick()
+			full = true
 		case m := <-e.transport.Receive():
-			if err := e.rn.Step(m); err != nil && !errors.Is(err, etcdraft.ErrStepPeerNotFound) {
-				e.logger.Debug("raft step", "from", m.GetFrom(), "type", m.GetType(), "err", err)
+			e.step(m)
+		case r := <-e.reports:
+			e.report(r)
+		case c := <-e.checkpoints:
+			if err := e.snapshot(c); err != nil {
+				return err
 			}
 		case p := <-e.props:
-			if e.rn.BasicStatus().RaftState != etcdraft.StateLeader {
-				p.done <- consensus.ErrNotLeader
-				continue
-			}
-			err := e.rn.Propose(p.data)
-			if errors.Is(err, etcdraft.ErrProposalDropped) {
-				err = consensus.ErrNotLeader
-			}
-			p.done <- err
+			e.propose(p)
 		}
-		if err := e.handleReady(ctx); err != nil {
+		if err := e.handleReady(ctx, true); err != nil {
 			return err
 		}
-		e.publishStatus()
-		if st := e.Status(); st.LeaderID != lead {
+		e.publishStatus(full)
+		if st := e.status.Load(); st.LeaderID != lead {
 			lead = st.LeaderID
-			e.logger.Info("raft leader changed", "leader", lead, "term", st.Term, "member", e.cfg.ID)
+			e.metrics.leaderChanges.Inc()
+			clear(e.proposedAt)
+			e.publishStatus(true)
+			e.logger.Info("raft leader changed", "leader", lead, "term", st.Term, "member", e.cfg.ID, "role", st.Role)
 		}
 	}
 }
 
-// handleReady processes every pending Ready: persist, send, deliver, advance.
-func (e *Engine) handleReady(ctx context.Context) error {
+func (e *Engine) step(m *pb.Message) {
+	if m.GetType() == pb.MessageType_MsgSnap {
+		e.metrics.snapshotsReceived.Inc()
+	}
+	if err := e.rn.Step(m); err != nil && !errors.Is(err, etcdraft.ErrStepPeerNotFound) {
+		e.logger.Debug("raft step", "from", m.GetFrom(), "type", m.GetType(), "err", err)
+	}
+}
+
+func (e *Engine) report(r report) {
+	switch {
+	case r.snapshot && r.failed:
+		e.rn.ReportSnapshot(r.to, etcdraft.SnapshotFailure)
+	case r.snapshot:
+		e.rn.ReportSnapshot(r.to, etcdraft.SnapshotFinish)
+	default:
+		e.rn.ReportUnreachable(r.to)
+	}
+}
+
+func (e *Engine) propose(p proposal) {
+	if e.rn.BasicStatus().RaftState != etcdraft.StateLeader {
+		p.done <- consensus.ErrNotLeader
+		return
+	}
+	err := e.rn.Propose(p.data)
+	if errors.Is(err, etcdraft.ErrProposalDropped) {
+		err = consensus.ErrNotLeader
+	}
+	if err == nil {
+		e.metrics.proposals.Inc()
+	}
+	p.done <- err
+}
+
+// snapshot records a snapshot at the checkpoint's index and compacts the
+// log behind it, keeping Config.KeepEntries entries for lagging followers.
+func (e *Engine) snapshot(c checkpoint) error {
+	if c.index <= e.lastSnap || c.index-e.lastSnap < e.cfg.SnapshotEntries {
+		return nil
+	}
+	if c.index > e.rn.BasicStatus().Applied {
+		return nil // Raft has not handed this index over yet; a later checkpoint will do
+	}
+	if _, err := e.store.CreateSnapshot(c.index, e.confState, c.data); err != nil {
+		return fmt.Errorf("raft: snapshot at %d: %w", c.index, err)
+	}
+	e.lastSnap = c.index
+	e.snapIndex.Store(c.index)
+	e.metrics.snapshotsTaken.Inc()
+	if c.index > e.cfg.KeepEntries {
+		first, err := e.store.FirstIndex()
+		if err != nil {
+			return err
+		}
+		if compact := c.index - e.cfg.KeepEntries; compact > first {
+			if err := e.store.Compact(compact); err != nil {
+				return fmt.Errorf("raft: compact to %d: %w", compact, err)
+			}
+		}
+	}
+	e.logger.Info("raft snapshot taken", "index", c.index, "member", e.cfg.ID)
+	return nil
+}
+
+// handleReady processes every pending Ready: persist, send, deliver,
+// advance. With deliver false (shutting down) committed entries are not
+// handed to the node; they are delivered again after a restart, because the
+// node's applied index, not Raft's, decides where delivery resumes.
+func (e *Engine) handleReady(ctx context.Context, deliver bool) error {
 	for e.rn.HasReady() {
 		rd := e.rn.Ready()
 		if err := e.store.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
@@ -230,10 +460,44 @@ func (e *Engine) handleReady(ctx context.Context) error {
 			// persist must stop rather than vote or acknowledge.
 			return fmt.Errorf("raft: persist: %w", err)
 		}
+		if e.rn.BasicStatus().RaftState == etcdraft.StateLeader {
+			now := time.Now()
+			term := e.rn.BasicStatus().GetTerm()
+			for _, ent := range rd.Entries {
+				if ent.GetTerm() == term && len(ent.GetData()) > 0 {
+					e.proposedAt[ent.GetIndex()] = now
+				}
+			}
+		}
 		if len(rd.Messages) > 0 {
+			for _, m := range rd.Messages {
+				if m.GetType() == pb.MessageType_MsgSnap {
+					e.metrics.snapshotsSent.Inc()
+				}
+			}
 			e.transport.Send(rd.Messages)
 		}
+		if deliver && rd.Snapshot != nil && !etcdraft.IsEmptySnap(rd.Snapshot) {
+			md := rd.Snapshot.GetMetadata()
+			e.confState = md.GetConfState()
+			e.lastSnap = md.GetIndex()
+			e.snapIndex.Store(md.GetIndex())
+			e.logger.Info("raft snapshot received; catching up by block sync", "index", md.GetIndex(), "member", e.cfg.ID)
+			select {
+			case e.committed <- consensus.Entry{Index: md.GetIndex(), Term: md.GetTerm(), Data: rd.Snapshot.GetData(), Snapshot: true, Committed: time.Now()}:
+			case <-ctx.Done():
+				deliver = false
+			}
+		}
+		now := time.Now()
 		for _, ent := range rd.CommittedEntries {
+			if t, ok := e.proposedAt[ent.GetIndex()]; ok {
+				e.metrics.commitSeconds.Observe(now.Sub(t).Seconds())
+				delete(e.proposedAt, ent.GetIndex())
+			}
+			if !deliver {
+				continue
+			}
 			switch ent.GetType() {
 			case pb.EntryType_EntryNormal:
 				if len(ent.GetData()) == 0 {
@@ -241,9 +505,9 @@ func (e *Engine) handleReady(ctx context.Context) error {
 					continue
 				}
 				select {
-				case e.committed <- consensus.Entry{Index: ent.GetIndex(), Term: ent.GetTerm(), Data: ent.GetData()}:
+				case e.committed <- consensus.Entry{Index: ent.GetIndex(), Term: ent.GetTerm(), Data: ent.GetData(), Committed: now}:
 				case <-ctx.Done():
-					return nil
+					deliver = false
 				}
 			default:
 				// Membership changes come with the membership issue; the
@@ -255,6 +519,53 @@ func (e *Engine) handleReady(ctx context.Context) error {
 		e.rn.Advance(rd)
 	}
 	return nil
+}
+
+// handOver transfers leadership before the engine stops, waiting up to an
+// election timeout for another member to take over. Messages keep flowing
+// meanwhile; committed entries are not delivered (the node is stopping).
+func (e *Engine) handOver() error {
+	bs := e.rn.BasicStatus()
+	if bs.RaftState != etcdraft.StateLeader || len(e.confState.GetVoters()) < 2 {
+		return nil
+	}
+	var target, best uint64
+	for id, pr := range e.rn.Status().Progress {
+		if id != e.cfg.ID && !pr.IsLearner && pr.RecentActive && (target == 0 || pr.Match > best) {
+			target, best = id, pr.Match
+		}
+	}
+	if target == 0 {
+		return nil
+	}
+	e.logger.Info("handing leadership over before stopping", "to", target, "member", e.cfg.ID)
+	e.rn.TransferLeader(target)
+	deadline := time.NewTimer(time.Duration(e.cfg.ElectionTicks) * e.cfg.TickInterval)
+	defer deadline.Stop()
+	ticker := time.NewTicker(e.cfg.TickInterval)
+	defer ticker.Stop()
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	for {
+		if err := e.handleReady(stopped, false); err != nil {
+			return err
+		}
+		if st := e.rn.BasicStatus(); st.Lead != e.cfg.ID && st.Lead != 0 {
+			e.logger.Info("leadership handed over", "leader", st.Lead, "term", st.GetTerm(), "member", e.cfg.ID)
+			return nil
+		}
+		select {
+		case <-deadline.C:
+			e.logger.Warn("leadership hand-over timed out; the cluster will elect a leader", "member", e.cfg.ID)
+			return nil
+		case <-ticker.C:
+			e.rn.Tick()
+		case m := <-e.transport.Receive():
+			e.step(m)
+		case r := <-e.reports:
+			e.report(r)
+		}
+	}
 }
 
 func (e *Engine) drainProposals() {

@@ -69,7 +69,7 @@ func (c *cluster) start(id uint64) {
 	m := c.members[id]
 	cfg := raft.DefaultConfig(id, c.peers)
 	cfg.TickInterval = 5 * time.Millisecond
-	e, err := raft.New(cfg, m.store, c.net.Endpoint(id), m.index, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e, err := raft.New(cfg, m.store, c.net.Endpoint(id), m.index, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}

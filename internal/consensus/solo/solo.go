@@ -9,6 +9,7 @@ package solo
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/hansa-chain/hansa/internal/consensus"
 )
@@ -38,7 +39,7 @@ func (e *Engine) Propose(ctx context.Context, data []byte) error {
 		e.mu.Unlock()
 		return consensus.ErrStopped
 	}
-	entry := consensus.Entry{Index: e.next, Term: 1, Data: data}
+	entry := consensus.Entry{Index: e.next, Term: 1, Data: data, Committed: time.Now()}
 	// Hold the lock while sending so indexes reach the channel in order.
 	defer e.mu.Unlock()
 	select {
@@ -66,8 +67,12 @@ func (e *Engine) Applied(index uint64) {
 func (e *Engine) Status() consensus.Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return consensus.Status{ID: e.id, LeaderID: e.id, Term: 1, Commit: e.next - 1, Applied: e.applied}
+	return consensus.Status{ID: e.id, LeaderID: e.id, Term: 1, Commit: e.next - 1, Applied: e.applied, Role: "leader"}
 }
+
+// Checkpoint implements consensus.Engine: the orderer keeps no log, so
+// there is nothing to compact.
+func (e *Engine) Checkpoint(uint64, []byte) {}
 
 // Run waits for ctx to end, then refuses further proposals.
 func (e *Engine) Run(ctx context.Context) error {
