@@ -159,6 +159,23 @@ func TestProposalRoundTrip(t *testing.T) {
 	}
 }
 
+func TestProposalCarriesSenders(t *testing.T) {
+	txs := types.Transactions{signedTx(t, 0), signedTx(t, 1)}
+	senders := []common.Address{common.HexToAddress("0xaa"), common.HexToAddress("0xbb")}
+	data, err := EncodeProposal(&Proposal{Number: 3, Txs: txs, Senders: senders})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeProposal(data)
+	if err != nil || len(got.Senders) != 2 || got.Senders[1] != senders[1] {
+		t.Fatalf("senders %v (%v), want %v", got.Senders, err, senders)
+	}
+	bad, _ := EncodeProposal(&Proposal{Number: 3, Txs: txs, Senders: senders[:1]})
+	if _, err := DecodeProposal(bad); err == nil {
+		t.Fatal("a proposal with 1 sender for 2 transactions decoded")
+	}
+}
+
 func TestDecodeProposalRejectsGarbage(t *testing.T) {
 	for name, data := range map[string][]byte{
 		"empty":    nil,

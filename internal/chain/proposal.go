@@ -17,12 +17,18 @@ import (
 //
 // ParentHash is the proposer's hash of block Number-1. A node whose own block
 // Number-1 has a different hash has diverged and must stop applying.
+//
+// Senders, when present, are the transactions' senders as the proposer
+// recovered them, so that other members need not recover them again. Raft
+// tolerates crashes, not lies: members trust the proposer's senders as they
+// trust its choice of transactions.
 type Proposal struct {
 	Number     uint64
 	ParentHash common.Hash
 	Time       uint64
 	Proposer   common.Address
 	Txs        types.Transactions
+	Senders    []common.Address `rlp:"optional"`
 }
 
 // MaxProposalBytes bounds a decoded proposal; anything larger is refused
@@ -46,6 +52,9 @@ func DecodeProposal(data []byte) (*Proposal, error) {
 	var p Proposal
 	if err := rlp.DecodeBytes(data, &p); err != nil {
 		return nil, fmt.Errorf("decode proposal: %w", err)
+	}
+	if len(p.Senders) != 0 && len(p.Senders) != len(p.Txs) {
+		return nil, fmt.Errorf("decode proposal: %d senders for %d transactions", len(p.Senders), len(p.Txs))
 	}
 	for i, tx := range p.Txs {
 		if tx.Type() == types.BlobTxType {

@@ -171,6 +171,28 @@ func RecoverSenders(signer types.Signer, txs types.Transactions) int {
 	return bad
 }
 
+// PresetSenders caches the senders a proposal carries in its transactions,
+// for the signer Execute will use, so that Execute does not recover them.
+func (e *Executor) PresetSenders(p *chain.Proposal) {
+	if len(p.Senders) != len(p.Txs) {
+		return
+	}
+	signer := types.MakeSigner(e.config, new(big.Int).SetUint64(p.Number), p.Time)
+	for i, tx := range p.Txs {
+		types.Sender(presetSigner{Signer: signer, from: p.Senders[i]}, tx) //nolint:errcheck // never fails
+	}
+}
+
+// presetSigner answers a known sender; it is equal to the signer it wraps,
+// so the cached sender is found by later lookups with that signer.
+type presetSigner struct {
+	types.Signer
+	from common.Address
+}
+
+func (s presetSigner) Sender(*types.Transaction) (common.Address, error) { return s.from, nil }
+func (s presetSigner) Equal(o types.Signer) bool                         { return s.Signer.Equal(o) }
+
 // Execute applies proposal p on top of parent. statedb must be the state at
 // parent.Root(); it is modified and committed into the trie database (not yet
 // flushed to disk: storage.CommitBlock does that).

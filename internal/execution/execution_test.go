@@ -294,3 +294,31 @@ func TestExecuteSetCodeTransaction(t *testing.T) {
 		t.Fatalf("delegated code did not run in the account's context: slot 0 = %s", got)
 	}
 }
+
+func TestPresetSendersAreUsedInsteadOfRecovery(t *testing.T) {
+	c := newTestChain(t, 2, nil)
+	// The proposal claims account 1 sent account 0's transaction: a
+	// follower trusts the proposer, so execution charges account 1.
+	tx := c.transfer(0, 0, common.HexToAddress("0xbeef"), 1000)
+	p := &chain.Proposal{Number: 1, ParentHash: c.head.Hash(), Time: c.head.Time + 1, Proposer: common.HexToAddress("0x01"),
+		Txs: types.Transactions{tx}, Senders: []common.Address{c.addr(1)}}
+	c.exec.PresetSenders(p)
+	st, err := c.db.StateAt(c.head.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before0, before1 := st.GetBalance(c.addr(0)), st.GetBalance(c.addr(1))
+	res, err := c.exec.Execute(t.Context(), c.head, p, st)
+	if err != nil || len(res.Block.Transactions()) != 1 {
+		t.Fatalf("execute: %v", err)
+	}
+	if st.GetBalance(c.addr(0)).Cmp(before0) != 0 || st.GetBalance(c.addr(1)).Cmp(before1) >= 0 {
+		t.Fatalf("preset sender ignored: balances %v→%v, %v→%v", before0, st.GetBalance(c.addr(0)), before1, st.GetBalance(c.addr(1)))
+	}
+	// Without senders (or with the wrong count) execution recovers them.
+	tx2 := c.transfer(0, 0, common.HexToAddress("0xbeef"), 1000)
+	c.exec.PresetSenders(&chain.Proposal{Number: 1, Txs: types.Transactions{tx2}, Senders: []common.Address{c.addr(1), c.addr(1)}})
+	if from, _ := types.Sender(c.signer, tx2); from != c.addr(0) {
+		t.Fatalf("sender %s, want the recovered %s", from, c.addr(0))
+	}
+}
