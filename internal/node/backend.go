@@ -91,12 +91,17 @@ func (b *backend) FilterLogs(ctx context.Context, from, to uint64, addresses []c
 	return logs, err
 }
 
+// SendTransaction admits tx to this node's pool and, on a follower,
+// forwards it to the leader and answers with the leader's verdict.
 func (b *backend) SendTransaction(ctx context.Context, tx *types.Transaction) error {
 	if err := b.pool.Add(tx); err != nil {
 		return err
 	}
-	(*Node)(b).wake()
-	return nil
+	if b.cluster == nil || b.engine.Status().IsLeader() {
+		(*Node)(b).wake()
+		return nil
+	}
+	return b.cluster.submit(ctx, tx)
 }
 
 func (b *backend) PoolTransaction(hash common.Hash) *types.Transaction { return b.pool.Get(hash) }

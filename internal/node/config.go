@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -32,10 +33,84 @@ type Config struct {
 	// loopback.
 	AdminAddr string `toml:"admin_addr"`
 
+	Cluster ClusterConfig   `toml:"cluster"`
 	Log     LogConfig       `toml:"log"`
 	RPC     rpc.Config      `toml:"rpc"`
 	TxPool  txpool.Config   `toml:"txpool"`
 	Storage storage.Options `toml:"storage"`
+}
+
+// ClusterConfig configures replication. A genesis with one member runs
+// without it (the single-voter orderer); with several members every node
+// needs ListenAddr and the address of every other member.
+type ClusterConfig struct {
+	// ListenAddr serves node-to-node traffic (Raft, forwarded transactions,
+	// block sync) over mutual TLS bound to the node keys.
+	ListenAddr string `toml:"listen_addr"`
+	// Peers are the other members' cluster addresses (host:port; hostnames
+	// allowed), by genesis member id. Their identities are the addresses in
+	// genesis.
+	Peers []PeerConfig `toml:"peers"`
+	// TickInterval is Raft's clock: heartbeats go every HeartbeatTicks
+	// ticks, and a follower that hears no leader for ElectionTicks ticks
+	// (randomised up to twice that) starts an election.
+	TickInterval   time.Duration `toml:"tick_interval"`
+	ElectionTicks  int           `toml:"election_ticks"`
+	HeartbeatTicks int           `toml:"heartbeat_ticks"`
+	// SnapshotEntries is how many applied entries pass between snapshots
+	// (after which the log is compacted); KeepEntries are kept behind a
+	// snapshot so that a briefly lagging follower still catches up from the
+	// log rather than by block sync.
+	SnapshotEntries uint64 `toml:"snapshot_entries"`
+	KeepEntries     uint64 `toml:"keep_entries"`
+	// ForwardTimeout bounds forwarding a transaction to the leader,
+	// including waiting for an election to finish.
+	ForwardTimeout time.Duration `toml:"forward_timeout"`
+	// FaultInjection enables the admin methods that cut links to peers.
+	// For tests of partitions only; never in production.
+	FaultInjection bool `toml:"fault_injection"`
+}
+
+// PeerConfig is one other member's cluster address.
+type PeerConfig struct {
+	ID   uint64 `toml:"id"`
+	Addr string `toml:"addr"`
+}
+
+// DefaultClusterConfig returns the replication defaults: a 100 ms tick,
+// elections after 1–2 s without a leader.
+func DefaultClusterConfig() ClusterConfig {
+	return ClusterConfig{
+		TickInterval: 100 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1,
+		SnapshotEntries: 10_000, KeepEntries: 5_000, ForwardTimeout: 5 * time.Second,
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c *ClusterConfig) Validate() error {
+	switch {
+	case c.TickInterval <= 0:
+		return errors.New("cluster.tick_interval must be positive")
+	case c.HeartbeatTicks < 1 || c.ElectionTicks <= c.HeartbeatTicks:
+		return errors.New("cluster.election_ticks must exceed cluster.heartbeat_ticks, which must be at least 1")
+	case c.SnapshotEntries == 0:
+		return errors.New("cluster.snapshot_entries must be positive")
+	case c.ForwardTimeout <= 0:
+		return errors.New("cluster.forward_timeout must be positive")
+	}
+	seen := map[uint64]bool{}
+	for _, p := range c.Peers {
+		switch {
+		case p.ID == 0:
+			return fmt.Errorf("cluster.peers: id 0 (address %q); member ids start at 1", p.Addr)
+		case seen[p.ID]:
+			return fmt.Errorf("cluster.peers: member %d listed twice", p.ID)
+		case p.Addr == "":
+			return fmt.Errorf("cluster.peers: member %d has no addr", p.ID)
+		}
+		seen[p.ID] = true
+	}
+	return nil
 }
 
 // LogConfig selects the log level and format.
@@ -50,6 +125,7 @@ func DefaultConfig() Config {
 	return Config{
 		HTTPAddr: "127.0.0.1:8545",
 		OpsAddr:  "127.0.0.1:9545",
+		Cluster:  DefaultClusterConfig(),
 		Log:      LogConfig{Level: "info", Format: "text"},
 		RPC:      rpc.DefaultConfig(),
 		TxPool:   txpool.DefaultConfig(),
@@ -102,6 +178,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if _, err := telemetry.ParseFormat(c.Log.Format); err != nil {
+		return err
+	}
+	if err := c.Cluster.Validate(); err != nil {
 		return err
 	}
 	if err := c.Storage.Validate(); err != nil {

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/rlp"
 
 	"github.com/hansa-chain/hansa/internal/chain"
 	"github.com/hansa-chain/hansa/internal/consensus"
@@ -22,21 +24,52 @@ func (n *Node) loop(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	// A replicated node also looks at the engine regularly: it may have
+	// become leader with transactions already pooled.
+	var poll <-chan time.Time
+	if n.cluster != nil {
+		t := time.NewTicker(max(n.cfg.Cluster.TickInterval/4, 5*time.Millisecond))
+		defer t.Stop()
+		poll = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case e := <-n.engine.Committed():
-			if err := n.apply(ctx, e); err != nil {
+			var err error
+			if e.Snapshot {
+				err = n.applySnapshot(ctx, e)
+			} else {
+				err = n.apply(ctx, e)
+			}
+			if err != nil {
 				return err
 			}
+			n.checkpoint(e.Index)
 			n.maybeCut(ctx, timer)
 		case <-n.kick:
 			n.maybeCut(ctx, timer)
 		case <-timer.C:
 			n.maybeCut(ctx, timer)
+		case <-poll:
+			n.maybeCut(ctx, timer)
 		}
 	}
+}
+
+// checkpoint offers the engine a snapshot point after entry index.
+func (n *Node) checkpoint(index uint64) {
+	if n.cluster == nil || !n.cluster.engine.SnapshotDue(index) {
+		return
+	}
+	head := n.head.Load()
+	data, err := rlp.EncodeToBytes(checkpointData{Height: head.Number.Uint64(), Hash: head.Hash()})
+	if err != nil {
+		n.logger.Error("encode checkpoint", "err", err)
+		return
+	}
+	n.cluster.engine.Checkpoint(index, data)
 }
 
 // maybeCut proposes the next block when this member leads, no proposal is
@@ -44,7 +77,16 @@ func (n *Node) loop(ctx context.Context) error {
 // passed or the pending transactions fill a block. Otherwise it arms timer
 // for when the interval will have passed.
 func (n *Node) maybeCut(ctx context.Context, timer *time.Timer) {
-	if n.inFlight || n.diverged.Load() || !n.engine.Status().IsLeader() {
+	st := n.engine.Status()
+	if n.inFlight && (st.Term != n.inFlightTerm || !st.IsLeader() || time.Since(n.inFlightAt) > proposalTimeout) {
+		// Proposed in an earlier term (or lost): it commits after the
+		// entries of this term or never; either way a new proposal is safe,
+		// because a stale one is skipped when applied.
+		n.inFlight = false
+	}
+	// A new leader first applies every entry committed before it took
+	// over, so that it proposes on top of the latest block.
+	if n.inFlight || n.diverged.Load() || n.syncing.Load() || !st.IsLeader() || st.Applied < st.Commit {
 		return
 	}
 	params := n.genesis.Blocks
@@ -66,6 +108,14 @@ func (n *Node) maybeCut(ctx context.Context, timer *time.Timer) {
 		Proposer:   n.address,
 		Txs:        txs,
 	}
+	if n.cluster != nil {
+		// The pool recovered every sender on admission; followers reuse them.
+		signer := types.MakeSigner(n.config, new(big.Int).SetUint64(p.Number), p.Time)
+		p.Senders = make([]common.Address, len(txs))
+		for i, tx := range txs {
+			p.Senders[i], _ = types.Sender(signer, tx)
+		}
+	}
 	data, err := chain.EncodeProposal(p)
 	if err != nil {
 		n.logger.Error("encode proposal", "height", p.Number, "err", err)
@@ -77,11 +127,15 @@ func (n *Node) maybeCut(ctx context.Context, timer *time.Timer) {
 		}
 		return
 	}
-	n.inFlight = true
+	n.inFlight, n.inFlightTerm, n.inFlightAt = true, st.Term, time.Now()
 	n.lastProposal, n.lastData = p, data
 	n.metrics.buildSeconds.Observe(time.Since(start).Seconds())
 	n.logger.Debug("proposed block", "height", p.Number, "txs", len(txs))
 }
+
+// proposalTimeout is how long a leader waits for its proposal to come back
+// committed before it proposes again.
+const proposalTimeout = 10 * time.Second
 
 // full reports whether txs fill a block, so it should be cut at once.
 func full(txs types.Transactions, p chain.BlockParams, maxGas uint64) bool {
@@ -113,10 +167,7 @@ func (n *Node) apply(ctx context.Context, e consensus.Entry) error {
 		case p.Number > head.Number.Uint64()+1:
 			err = fmt.Errorf("proposal for height %d does not follow head %d", p.Number, head.Number)
 		case p.ParentHash != head.Hash():
-			n.diverged.Store(true)
-			n.metrics.diverged.Set(1)
-			n.logger.Error("DIVERGED: the proposer's parent hash differs from this node's block; this node stops applying and reports unready. Restore it from a healthy member's data.",
-				"height", head.Number, "local_hash", head.Hash(), "proposer_hash", p.ParentHash, "proposer", p.Proposer, "index", e.Index)
+			n.diverge(head.Number.Uint64(), head, p.ParentHash, e.Index, fmt.Sprintf("proposal by %s", p.Proposer))
 			return nil
 		}
 	}
@@ -134,7 +185,9 @@ func (n *Node) apply(ctx context.Context, e consensus.Entry) error {
 		n.metrics.executeSeconds.Observe(time.Since(start).Seconds())
 	}
 	if err != nil {
-		n.inFlight = false
+		if bytes.Equal(e.Data, n.lastData) {
+			n.inFlight = false
+		}
 		n.metrics.skippedProposals.Inc()
 		n.logger.Warn("skipped proposal", "index", e.Index, "err", err)
 		if serr := n.db.SetAppliedIndex(e.Index); serr != nil {
@@ -143,17 +196,29 @@ func (n *Node) apply(ctx context.Context, e consensus.Entry) error {
 		n.engine.Applied(e.Index)
 		return nil
 	}
+	if err := n.store(res, e.Index); err != nil {
+		return err
+	}
+	n.engine.Applied(e.Index)
+	if n.cluster != nil && !e.Committed.IsZero() {
+		n.cluster.metrics.applyDelay.Observe(time.Since(e.Committed).Seconds())
+	}
+	n.inFlight = false
+	n.lastBlock = time.Now()
+	n.lastProposal, n.lastData = nil, nil
+	return nil
+}
+
+// store writes an executed block with the applied index, publishes it and
+// updates the pool.
+func (n *Node) store(res *execution.Result, index uint64) error {
 	start := time.Now()
-	if err := n.db.CommitBlock(res.Block, res.Receipts, e.Index); err != nil {
+	if err := n.db.CommitBlock(res.Block, res.Receipts, index); err != nil {
 		return err
 	}
 	n.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	block := res.Block
 	n.head.Store(block.Header())
-	n.engine.Applied(e.Index)
-	n.inFlight = false
-	n.lastBlock = time.Now()
-	n.lastProposal, n.lastData = nil, nil
 
 	st, err := n.db.StateAt(block.Root())
 	if err != nil {
@@ -191,5 +256,114 @@ func (n *Node) decode(e consensus.Entry) (*chain.Proposal, error) {
 	if n.lastProposal != nil && bytes.Equal(e.Data, n.lastData) {
 		return n.lastProposal, nil
 	}
-	return chain.DecodeProposal(e.Data)
+	p, err := chain.DecodeProposal(e.Data)
+	if err == nil {
+		n.exec.PresetSenders(p)
+	}
+	return p, err
+}
+
+// applySnapshot brings the chain to a snapshot's block: a member that fell
+// behind the leader's compacted log fetches the missing blocks from peers,
+// checks that each extends its chain, re-executes it and checks the result
+// is the same block, then records the snapshot's index as applied.
+func (n *Node) applySnapshot(ctx context.Context, e consensus.Entry) error {
+	var cp checkpointData
+	if err := rlp.DecodeBytes(e.Data, &cp); err != nil {
+		return fmt.Errorf("snapshot at index %d carries undecodable data: %w", e.Index, err)
+	}
+	if n.diverged.Load() {
+		return nil
+	}
+	if head := n.head.Load(); head.Number.Uint64() < cp.Height {
+		n.syncing.Store(true)
+		n.cluster.metrics.syncing.Set(1)
+		defer func() { n.syncing.Store(false); n.cluster.metrics.syncing.Set(0) }()
+		n.logger.Info("catching up from a snapshot by fetching blocks from peers", "from", head.Number.Uint64()+1, "to", cp.Height, "index", e.Index)
+		if err := n.syncTo(ctx, cp.Height); err != nil || n.diverged.Load() {
+			return err
+		}
+	}
+	if h := n.db.HeaderByNumber(cp.Height); h == nil || h.Hash() != cp.Hash {
+		n.diverge(cp.Height, h, cp.Hash, e.Index, "snapshot")
+		return nil
+	}
+	if err := n.db.SetAppliedIndex(e.Index); err != nil {
+		return fmt.Errorf("record applied index %d: %w", e.Index, err)
+	}
+	n.engine.Applied(e.Index)
+	n.inFlight = false
+	n.logger.Info("caught up with snapshot", "height", cp.Height, "index", e.Index)
+	return nil
+}
+
+// syncTo fetches, verifies, executes and stores blocks until the head is at
+// height. Blocks are stored with the current applied index, so a crash in
+// the middle makes the engine hand the snapshot over again.
+func (n *Node) syncTo(ctx context.Context, height uint64) error {
+	applied := n.db.AppliedIndex()
+	lastLog := time.Now()
+	for {
+		head := n.head.Load()
+		if head.Number.Uint64() >= height {
+			return nil
+		}
+		blocks, from, err := n.cluster.fetchBlocks(ctx, head.Number.Uint64()+1, height-head.Number.Uint64())
+		if err != nil {
+			n.logger.Warn("block sync: no member could serve blocks; retrying", "from", head.Number.Uint64()+1, "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(500 * time.Millisecond):
+				continue
+			}
+		}
+		for _, b := range blocks {
+			head = n.head.Load()
+			if b.NumberU64() != head.Number.Uint64()+1 || b.NumberU64() > height {
+				break
+			}
+			if b.ParentHash() != head.Hash() {
+				n.diverge(head.Number.Uint64(), head, b.ParentHash(), applied, fmt.Sprintf("block sync from member %d", from))
+				return nil
+			}
+			st, err := n.db.StateAt(head.Root)
+			if err != nil {
+				return fmt.Errorf("open state at %d: %w", head.Number, err)
+			}
+			p := &chain.Proposal{Number: b.NumberU64(), ParentHash: b.ParentHash(), Time: b.Time(), Proposer: b.Coinbase(), Txs: b.Transactions()}
+			res, err := n.exec.Execute(ctx, head, p, st)
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			if err != nil || res.Block.Hash() != b.Hash() || len(res.Skipped) > 0 {
+				n.diverged.Store(true)
+				n.metrics.diverged.Set(1)
+				n.logger.Error("DIVERGED: a block fetched from a peer re-executes to a different block; this node stops applying and reports unready",
+					"height", b.NumberU64(), "peer", from, "peer_hash", b.Hash(), "err", err)
+				return nil
+			}
+			if err := n.store(res, applied); err != nil {
+				return err
+			}
+			n.cluster.metrics.synced.Inc()
+		}
+		if time.Since(lastLog) > 5*time.Second {
+			n.logger.Info("block sync", "height", n.head.Load().Number, "target", height)
+			lastLog = time.Now()
+		}
+	}
+}
+
+// diverge stops applying: this node's block at height (local, nil when
+// missing) is not the one the cluster agreed on (want).
+func (n *Node) diverge(height uint64, local *types.Header, want common.Hash, index uint64, source string) {
+	n.diverged.Store(true)
+	n.metrics.diverged.Set(1)
+	var localHash common.Hash
+	if local != nil {
+		localHash = local.Hash()
+	}
+	n.logger.Error("DIVERGED: this node's block differs from the cluster's; it stops applying and reports unready. Restore it from a healthy member's data.",
+		"height", height, "local_hash", localHash, "cluster_hash", want, "index", index, "source", source)
 }

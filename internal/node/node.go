@@ -28,12 +28,14 @@ import (
 
 	"github.com/hansa-chain/hansa/internal/chain"
 	"github.com/hansa-chain/hansa/internal/consensus"
+	"github.com/hansa-chain/hansa/internal/consensus/raft"
 	"github.com/hansa-chain/hansa/internal/consensus/solo"
 	"github.com/hansa-chain/hansa/internal/execution"
 	"github.com/hansa-chain/hansa/internal/keys"
 	"github.com/hansa-chain/hansa/internal/rpc"
 	"github.com/hansa-chain/hansa/internal/storage"
 	"github.com/hansa-chain/hansa/internal/telemetry"
+	"github.com/hansa-chain/hansa/internal/transport"
 	"github.com/hansa-chain/hansa/internal/txpool"
 	"github.com/hansa-chain/hansa/internal/version"
 )
@@ -60,7 +62,9 @@ type Node struct {
 	exec     *execution.Executor
 	chainCtx *execution.ChainContext
 	engine   consensus.Engine
+	cluster  *cluster // nil on a single-member chain
 	metrics  *metrics
+	opts     options
 
 	head      atomic.Pointer[types.Header]
 	diverged  atomic.Bool
@@ -69,15 +73,19 @@ type Node struct {
 	chainFeed event.Feed
 	txFeed    event.Feed
 
+	syncing atomic.Bool // catching up from a snapshot
+
 	// Set by the block loop only.
 	lastBlock    time.Time
 	inFlight     bool
+	inFlightTerm uint64    // the term the in-flight proposal was made in
+	inFlightAt   time.Time // when it was proposed
 	lastProposal *chain.Proposal
 	lastData     []byte
 
 	// crashOnStop makes Run leave the database as a killed process would
 	// (tests of crash recovery).
-	crashOnStop bool
+	crashOnStop atomic.Bool
 
 	addrMu sync.Mutex
 	addrs  Addrs
@@ -89,12 +97,27 @@ type Addrs struct {
 	HTTP  string // JSON-RPC over HTTP and WebSocket
 	Ops   string // metrics and probes ("" when off)
 	Admin string // admin namespace ("" when off)
+	// Cluster is the node-to-node listener ("" on a single-member chain or
+	// with an injected transport).
+	Cluster string
 }
 
-// New validates cfg, opens the database and prepares the node. It starts no
-// goroutine and binds no socket: Run does. Close releases the database if
-// Run is never called.
-func New(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Node, error) {
+// Option changes how New builds the node.
+type Option func(*options)
+
+type options struct {
+	transport transport.Transport
+}
+
+// WithTransport makes a replicated node use t instead of the TCP transport
+// on cfg.Cluster.ListenAddr (tests run clusters on an in-memory network).
+func WithTransport(t transport.Transport) Option { return func(o *options) { o.transport = t } }
+
+// New validates cfg, opens the database and prepares the node. It binds the
+// cluster listener of a replicated node (so peers can be told its address)
+// but starts no goroutine: Run does. Close releases the database if Run is
+// never called.
+func New(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus.Registry, opts ...Option) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -117,6 +140,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus.R
 		address: crypto.PubkeyToAddress(key.PublicKey),
 		kick:    make(chan struct{}, 1),
 		bound:   make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(&n.opts)
 	}
 	n.id = n.memberID()
 	if n.id == 0 {
@@ -188,12 +214,72 @@ func (n *Node) open(ctx context.Context) error {
 		poolCfg.MinGasPrice = new(big.Int).Set(n.genesis.MinGasPrice.Big())
 	}
 	n.pool = txpool.New(poolCfg, n.config, n.poolHead(head), st, n.reg, n.logger.With("component", "txpool"))
-	n.engine = solo.New(n.id, n.db.AppliedIndex())
 	n.metrics = newMetrics(n.reg)
+	if len(n.genesis.Members) > 1 {
+		if err := n.openCluster(genesisBlock.Hash()); err != nil {
+			return err
+		}
+	} else {
+		n.engine = solo.New(n.id, n.db.AppliedIndex())
+	}
 	n.metrics.head.Set(float64(head.Number.Uint64()))
 	n.logger.Info("chain opened",
 		"chain_id", n.genesis.ChainID, "genesis", genesisBlock.Hash(), "height", head.Number, "head", head.Hash(),
 		"member", n.id, "address", n.address, "free_gas", n.genesis.FreeGas())
+	return nil
+}
+
+// openCluster starts Raft over the cluster transport for a multi-member
+// genesis.
+func (n *Node) openCluster(genesis common.Hash) error {
+	cc := n.cfg.Cluster
+	addrs := map[uint64]string{}
+	for _, p := range cc.Peers {
+		addrs[p.ID] = p.Addr
+	}
+	var voters []uint64
+	var peers []peer
+	for _, m := range n.genesis.Members {
+		voters = append(voters, m.ID)
+		if m.ID == n.id {
+			continue
+		}
+		addr, ok := addrs[m.ID]
+		if !ok && n.opts.transport == nil {
+			return fmt.Errorf("cluster.peers has no address for member %d (%s, %s)", m.ID, m.Name, m.Address)
+		}
+		delete(addrs, m.ID)
+		peers = append(peers, peer{ID: m.ID, Address: m.Address, Addr: addr})
+	}
+	for id := range addrs {
+		if id != n.id {
+			return fmt.Errorf("cluster.peers lists member %d, which is not in genesis", id)
+		}
+	}
+	t := n.opts.transport
+	if t == nil {
+		if cc.ListenAddr == "" {
+			return errors.New("cluster.listen_addr is required: genesis has several members")
+		}
+		tcp, err := n.newTCP(genesis, peers)
+		if err != nil {
+			return err
+		}
+		t = tcp
+	}
+	store, err := raft.OpenLogStore(n.db.RaftStore())
+	if err != nil {
+		return err
+	}
+	rc := raft.DefaultConfig(n.id, voters)
+	rc.TickInterval, rc.ElectionTicks, rc.HeartbeatTicks = cc.TickInterval, cc.ElectionTicks, cc.HeartbeatTicks
+	rc.SnapshotEntries, rc.KeepEntries = cc.SnapshotEntries, cc.KeepEntries
+	engine, err := raft.New(rc, store, t, n.db.AppliedIndex(), n.logger, n.reg)
+	if err != nil {
+		return err
+	}
+	n.engine = engine
+	n.cluster = newCluster(n, t, engine)
 	return nil
 }
 
@@ -277,6 +363,14 @@ func (n *Node) Addrs(ctx context.Context) (Addrs, error) {
 	}
 }
 
+// CrashOnStop makes Run leave the database as a killed process would:
+// state not yet flushed is lost and recovered on the next start. For fault
+// tests; call it before cancelling Run's context.
+func (n *Node) CrashOnStop() { n.crashOnStop.Store(true) }
+
+// ID is this node's member id.
+func (n *Node) ID() uint64 { return n.id }
+
 // Address is the node key's address (the proposer in block headers).
 func (n *Node) Address() common.Address { return n.address }
 
@@ -284,7 +378,7 @@ func (n *Node) Address() common.Address { return n.address }
 // fails, then shuts everything down and closes the database.
 func (n *Node) Run(ctx context.Context) (err error) {
 	defer func() {
-		if n.crashOnStop {
+		if n.crashOnStop.Load() {
 			err = errors.Join(err, n.db.Crash())
 			return
 		}
@@ -352,6 +446,9 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if adminLn != nil {
 		n.addrs.Admin = adminLn.Addr().String()
 	}
+	if tcp, ok := n.clusterTransport().(interface{ Addr() string }); ok {
+		n.addrs.Cluster = tcp.Addr()
+	}
 	n.addrMu.Unlock()
 	close(n.bound)
 
@@ -366,6 +463,20 @@ func (n *Node) Run(ctx context.Context) (err error) {
 				cancel(fmt.Errorf("%s: %w", name, err))
 			}
 		}()
+	}
+	if n.cluster != nil {
+		// The transport outlives the engine, which hands leadership over
+		// on its way out.
+		tctx, tcancel := context.WithCancel(context.Background())
+		tdone := make(chan struct{})
+		go func() {
+			defer close(tdone)
+			if err := n.cluster.t.Run(tctx); err != nil {
+				cancel(fmt.Errorf("cluster transport: %w", err))
+			}
+		}()
+		defer func() { tcancel(); <-tdone }()
+		run("cluster", n.cluster.run)
 	}
 	run("consensus", n.engine.Run)
 	run("filters", filters.Run)
@@ -409,8 +520,17 @@ func (n *Node) readyCheck() error {
 		return ErrDiverged
 	case !n.ready.Load():
 		return errors.New("not serving")
+	case n.syncing.Load():
+		return errors.New("catching up from a snapshot")
 	}
 	return nil
+}
+
+func (n *Node) clusterTransport() transport.Transport {
+	if n.cluster == nil {
+		return nil
+	}
+	return n.cluster.t
 }
 
 // forwardPoolEvents republishes newly executable txpool transactions to RPC

@@ -62,7 +62,7 @@ func (tn *testNet) startNode(t *testing.T, crash bool) (*ethclient.Client, Addrs
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.crashOnStop = crash
+	n.crashOnStop.Store(crash)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()

@@ -1,0 +1,368 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core"
+	gethtxpool "github.com/ethereum/go-ethereum/core/txpool"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/rlp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hansa-chain/hansa/internal/consensus/raft"
+	"github.com/hansa-chain/hansa/internal/transport"
+)
+
+// Node-to-node call methods.
+const (
+	methodTxs    = "txs/v1"    // forward transactions to the leader
+	methodBlocks = "blocks/v1" // fetch committed blocks
+)
+
+// Limits of node-to-node calls.
+const (
+	maxForwardBatch = 1024     // transactions per forward call
+	maxSyncBlocks   = 128      // blocks per fetch
+	maxSyncBytes    = 32 << 20 // bytes of blocks per fetch
+)
+
+// ErrNoLeader is returned to a client when a transaction could not reach a
+// leader within the forward timeout (an election is in progress or this
+// node is cut off). It is safe to retry.
+var ErrNoLeader = errors.New("no leader: the cluster is electing one or this node cannot reach it; retry shortly")
+
+// checkpointData is what a Raft snapshot carries: the block the log up to
+// the snapshot's index produced. A member that receives the snapshot
+// fetches the blocks up to it from peers.
+type checkpointData struct {
+	Height uint64
+	Hash   common.Hash
+}
+
+type blocksRequest struct {
+	From, Count uint64
+}
+
+// cluster is the replicated node's plumbing around its transport.
+type cluster struct {
+	n       *Node
+	t       transport.Transport
+	engine  *raft.Engine
+	cfg     ClusterConfig
+	logger  *slog.Logger
+	forward chan forwardReq
+	metrics *clusterMetrics
+}
+
+type forwardReq struct {
+	tx   *types.Transaction
+	done chan error // nil: fire and forget (re-forwarding)
+}
+
+type clusterMetrics struct {
+	forwarded   *prometheus.CounterVec
+	synced      prometheus.Counter
+	applyDelay  prometheus.Histogram
+	syncing     prometheus.Gauge
+	forwardWait prometheus.Histogram
+}
+
+func newClusterMetrics(reg prometheus.Registerer) *clusterMetrics {
+	m := &clusterMetrics{
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hansa_cluster_forwarded_transactions_total",
+			Help: "Transactions this node forwarded to the leader, by result (ok, rejected, failed)."}, []string{"result"}),
+		synced: prometheus.NewCounter(prometheus.CounterOpts{Name: "hansa_cluster_synced_blocks_total",
+			Help: "Blocks fetched from peers and re-executed while catching up from a snapshot."}),
+		applyDelay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hansa_raft_commit_apply_seconds",
+			Help: "Time from an entry's commit to its block being stored.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		syncing: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hansa_cluster_syncing",
+			Help: "1 while this node catches up from a snapshot by fetching blocks from peers."}),
+		forwardWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hansa_cluster_forward_seconds",
+			Help: "Time to forward a batch of transactions to the leader.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.forwarded, m.synced, m.applyDelay, m.syncing, m.forwardWait)
+	}
+	return m
+}
+
+func newCluster(n *Node, t transport.Transport, engine *raft.Engine) *cluster {
+	c := &cluster{n: n, t: t, engine: engine, cfg: n.cfg.Cluster, logger: n.logger.With("component", "cluster"),
+		forward: make(chan forwardReq, 4096), metrics: newClusterMetrics(n.reg)}
+	t.Handle(methodTxs, c.serveTxs)
+	t.Handle(methodBlocks, c.serveBlocks)
+	return c
+}
+
+// run pumps transport reports into the engine and forwards transactions
+// until ctx ends.
+func (c *cluster) run(ctx context.Context) error {
+	go func() {
+		for {
+			select {
+			case r := <-c.t.Reports():
+				if r.Snapshot {
+					c.engine.ReportSnapshot(r.To, r.Failed)
+				} else if r.Failed {
+					c.engine.ReportUnreachable(r.To)
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return c.forwardLoop(ctx)
+}
+
+// submit forwards tx to the leader and waits for its verdict. The
+// transaction is already in this node's pool.
+func (c *cluster) submit(ctx context.Context, tx *types.Transaction) error {
+	req := forwardReq{tx: tx, done: make(chan error, 1)}
+	select {
+	case c.forward <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// forwardLoop batches transactions for the leader. When the leader changes,
+// every transaction still in this node's pool is forwarded again, so one
+// accepted here survives the loss of the leader it first reached (nonces
+// make a second inclusion impossible).
+func (c *cluster) forwardLoop(ctx context.Context) error {
+	ticker := time.NewTicker(c.cfg.TickInterval)
+	defer ticker.Stop()
+	lastLeader := c.engine.Status().LeaderID
+	var batch []forwardReq
+	for {
+		select {
+		case <-ctx.Done():
+			for _, r := range batch {
+				r.finish(ctx.Err())
+			}
+			return nil
+		case r := <-c.forward:
+			batch = append(batch[:0], r)
+		drain:
+			for len(batch) < maxForwardBatch {
+				select {
+				case r := <-c.forward:
+					batch = append(batch, r)
+				default:
+					break drain
+				}
+			}
+			c.send(ctx, batch)
+			batch = batch[:0]
+			continue
+		case <-ticker.C:
+		}
+		st := c.engine.Status()
+		if st.LeaderID == lastLeader {
+			continue
+		}
+		lastLeader = st.LeaderID
+		if st.LeaderID == 0 || st.IsLeader() {
+			continue
+		}
+		pending, queued := c.n.pool.Content()
+		var txs []*types.Transaction
+		for _, m := range []map[common.Address][]*types.Transaction{pending, queued} {
+			for _, list := range m {
+				txs = append(txs, list...)
+			}
+		}
+		if len(txs) == 0 {
+			continue
+		}
+		c.logger.Info("leader changed; forwarding pooled transactions to the new leader", "leader", st.LeaderID, "txs", len(txs))
+		for chunk := range slices.Chunk(txs, maxForwardBatch) {
+			reqs := make([]forwardReq, len(chunk))
+			for i, tx := range chunk {
+				reqs[i] = forwardReq{tx: tx}
+			}
+			c.send(ctx, reqs)
+		}
+	}
+}
+
+func (r forwardReq) finish(err error) {
+	if r.done != nil {
+		r.done <- err
+	}
+}
+
+// send forwards one batch, waiting up to the forward timeout for a leader.
+// Transactions this node leads for itself are already in its pool.
+func (c *cluster) send(ctx context.Context, batch []forwardReq) {
+	deadline := time.Now().Add(c.cfg.ForwardTimeout)
+	txs := make(types.Transactions, len(batch))
+	for i, r := range batch {
+		txs[i] = r.tx
+	}
+	data, err := rlp.EncodeToBytes(txs)
+	if err != nil {
+		for _, r := range batch {
+			r.finish(err)
+		}
+		return
+	}
+	for {
+		st := c.engine.Status()
+		if st.IsLeader() {
+			c.n.wake()
+			for _, r := range batch {
+				r.finish(nil)
+			}
+			return
+		}
+		if st.LeaderID != 0 {
+			start := time.Now()
+			callCtx, cancel := context.WithDeadline(ctx, deadline)
+			resp, err := c.t.Call(callCtx, st.LeaderID, methodTxs, data)
+			cancel()
+			c.metrics.forwardWait.Observe(time.Since(start).Seconds())
+			if err == nil {
+				c.results(batch, resp)
+				return
+			}
+			c.logger.Debug("forward to leader failed", "leader", st.LeaderID, "txs", len(batch), "err", err)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			c.metrics.forwarded.WithLabelValues("failed").Add(float64(len(batch)))
+			for _, r := range batch {
+				if r.done != nil {
+					c.n.pool.Remove(r.tx.Hash())
+				}
+				r.finish(ErrNoLeader)
+			}
+			return
+		}
+		select {
+		case <-time.After(c.cfg.TickInterval / 2):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// results hands the leader's verdicts to the waiting callers. A transaction
+// the leader refused leaves this node's pool too; one it already had counts
+// as accepted.
+func (c *cluster) results(batch []forwardReq, resp []byte) {
+	var verdicts []string
+	if err := rlp.DecodeBytes(resp, &verdicts); err != nil || len(verdicts) != len(batch) {
+		err = fmt.Errorf("leader answered a forward with %d verdicts for %d transactions (%v)", len(verdicts), len(batch), err)
+		for _, r := range batch {
+			r.finish(err)
+		}
+		return
+	}
+	for i, r := range batch {
+		v := verdicts[i]
+		if v == "" || v == gethtxpool.ErrAlreadyKnown.Error() {
+			c.metrics.forwarded.WithLabelValues("ok").Inc()
+			r.finish(nil)
+			continue
+		}
+		c.metrics.forwarded.WithLabelValues("rejected").Inc()
+		if r.done != nil {
+			c.n.pool.Remove(r.tx.Hash())
+		}
+		r.finish(errors.New(v))
+	}
+}
+
+// serveTxs admits forwarded transactions into the leader's pool; the
+// response holds one verdict per transaction ("" for accepted).
+func (c *cluster) serveTxs(_ context.Context, from uint64, req []byte) ([]byte, error) {
+	var txs types.Transactions
+	if err := rlp.DecodeBytes(req, &txs); err != nil {
+		return nil, fmt.Errorf("decode forwarded transactions: %w", err)
+	}
+	if len(txs) > maxForwardBatch {
+		return nil, fmt.Errorf("%d forwarded transactions; at most %d per call", len(txs), maxForwardBatch)
+	}
+	verdicts := make([]string, len(txs))
+	for i, tx := range txs {
+		if tx.Type() == types.BlobTxType {
+			verdicts[i] = core.ErrTxTypeNotSupported.Error()
+			continue
+		}
+		if err := c.n.pool.Add(tx); err != nil {
+			verdicts[i] = err.Error()
+		}
+	}
+	c.n.wake()
+	return rlp.EncodeToBytes(verdicts)
+}
+
+// serveBlocks returns committed blocks from the requested height.
+func (c *cluster) serveBlocks(_ context.Context, from uint64, req []byte) ([]byte, error) {
+	var r blocksRequest
+	if err := rlp.DecodeBytes(req, &r); err != nil {
+		return nil, fmt.Errorf("decode block request: %w", err)
+	}
+	head := c.n.head.Load().Number.Uint64()
+	var blocks []*types.Block
+	size := 0
+	for num := r.From; num <= head && uint64(len(blocks)) < min(r.Count, maxSyncBlocks) && size < maxSyncBytes; num++ {
+		b := c.n.db.BlockByNumber(num)
+		if b == nil {
+			break
+		}
+		blocks = append(blocks, b)
+		size += int(b.Size())
+	}
+	return rlp.EncodeToBytes(blocks)
+}
+
+// fetchBlocks asks the leader, then every other member, for blocks from
+// height from.
+func (c *cluster) fetchBlocks(ctx context.Context, from, count uint64) ([]*types.Block, uint64, error) {
+	req, err := rlp.EncodeToBytes(blocksRequest{From: from, Count: count})
+	if err != nil {
+		return nil, 0, err
+	}
+	peers := []uint64{c.engine.Status().LeaderID}
+	for _, m := range c.n.genesis.Members {
+		if m.ID != c.n.id && m.ID != peers[0] {
+			peers = append(peers, m.ID)
+		}
+	}
+	var errs []error
+	for _, p := range peers {
+		if p == 0 {
+			continue
+		}
+		callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		resp, err := c.t.Call(callCtx, p, methodBlocks, req)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("member %d: %w", p, err))
+			continue
+		}
+		var blocks []*types.Block
+		if err := rlp.DecodeBytes(resp, &blocks); err != nil {
+			errs = append(errs, fmt.Errorf("member %d sent undecodable blocks: %w", p, err))
+			continue
+		}
+		if len(blocks) == 0 {
+			errs = append(errs, fmt.Errorf("member %d has no block %d", p, from))
+			continue
+		}
+		return blocks, p, nil
+	}
+	return nil, 0, errors.Join(errs...)
+}

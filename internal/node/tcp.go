@@ -1,0 +1,18 @@
+//go:build hansa_tcp
+
+package node
+
+import (
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/hansa-chain/hansa/internal/transport"
+)
+
+type peer = transport.Peer
+
+// newTCP builds the mutual-TLS transport on cluster.listen_addr.
+func (n *Node) newTCP(genesis common.Hash, peers []peer) (transport.Transport, error) {
+	tc := transport.DefaultTCPConfig()
+	tc.ID, tc.Key, tc.Genesis, tc.ListenAddr, tc.Peers = n.id, n.key, genesis, n.cfg.Cluster.ListenAddr, peers
+	return transport.NewTCP(tc, n.logger.With("component", "transport"), n.reg)
+}
