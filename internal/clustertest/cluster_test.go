@@ -245,6 +245,7 @@ func runSchedule(t *testing.T, seed uint64) {
 	excused := map[common.Hash]bool{}
 
 	submit := func(count int) {
+		failures := 0
 		for range count {
 			running := c.Running()
 			m := running[rng.IntN(len(running))]
@@ -255,10 +256,12 @@ func runSchedule(t *testing.T, seed uint64) {
 			tx := c.Transfer(a.idx, a.nonce)
 			if err := send(c, m.ID, tx); err != nil {
 				// Not acknowledged (no leader reachable). It may still reach
-				// a leader, so its nonce is not reused: a fresh account, and
-				// no more writes this step.
+				// a leader, so its nonce is not reused: a fresh account.
 				fresh(m.ID)
-				return
+				if failures++; failures == 3 {
+					return
+				}
+				continue
 			}
 			a.nonce++
 			acked[tx.Hash()] = m.ID

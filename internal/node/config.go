@@ -77,11 +77,11 @@ type PeerConfig struct {
 	Addr string `toml:"addr"`
 }
 
-// DefaultClusterConfig returns the replication defaults: a 100 ms tick,
-// elections after 1–2 s without a leader.
+// DefaultClusterConfig returns the replication defaults: a 50 ms tick
+// (heartbeats), elections after 0.5–1 s without a leader.
 func DefaultClusterConfig() ClusterConfig {
 	return ClusterConfig{
-		TickInterval: 100 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1,
+		TickInterval: 50 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1,
 		SnapshotEntries: 10_000, KeepEntries: 5_000, ForwardTimeout: 5 * time.Second,
 	}
 }

@@ -42,10 +42,10 @@ type Config struct {
 	KeepEntries     uint64
 }
 
-// DefaultConfig returns defaults: a 100 ms tick, elections after about a
-// second without a leader.
+// DefaultConfig returns defaults: a 50 ms tick (heartbeats), elections
+// after 0.5–1 s without a leader.
 func DefaultConfig(id uint64, peers []uint64) Config {
-	return Config{ID: id, Peers: peers, TickInterval: 100 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1,
+	return Config{ID: id, Peers: peers, TickInterval: 50 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1,
 		MaxSizePerMsg: 4 << 20, MaxInflightMsgs: 256, CommittedBuffer: 1024,
 		SnapshotEntries: 10_000, KeepEntries: 5_000}
 }
@@ -113,6 +113,7 @@ type Engine struct {
 	status      atomic.Pointer[consensus.Status]
 	detail      atomic.Pointer[Detail]
 	stopped     atomic.Bool
+	done        chan struct{} // closed when Run returns
 	snapIndex   atomic.Uint64 // index of the latest snapshot (lastSnap, for other goroutines)
 
 	// Owned by Run.
@@ -149,7 +150,7 @@ func New(cfg Config, store *LogStore, transport Transport, applied uint64, logge
 	}
 	e := &Engine{cfg: cfg, store: store, transport: transport, logger: logger, metrics: newMetrics(reg),
 		props: make(chan proposal), committed: make(chan consensus.Entry, cfg.CommittedBuffer),
-		checkpoints: make(chan checkpoint, 4), reports: make(chan report, 1024),
+		checkpoints: make(chan checkpoint, 4), reports: make(chan report, 1024), done: make(chan struct{}),
 		confState: snap.GetMetadata().GetConfState(), proposedAt: map[uint64]time.Time{},
 		lastSnap: snap.GetMetadata().GetIndex()}
 	if snapIndex := snap.GetMetadata().GetIndex(); applied < snapIndex && len(snap.GetData()) > 0 {
@@ -244,7 +245,10 @@ func (e *Engine) ReportUnreachable(id uint64) {
 // ReportSnapshot tells Raft whether a snapshot sent to member id arrived;
 // a leader waits for this before it replicates to that member again.
 func (e *Engine) ReportSnapshot(id uint64, failed bool) {
-	e.reports <- report{to: id, snapshot: true, failed: failed} // never dropped
+	select {
+	case e.reports <- report{to: id, snapshot: true, failed: failed}: // never dropped while running
+	case <-e.done:
+	}
 }
 
 // Status implements consensus.Engine.
@@ -337,6 +341,7 @@ func (e *Engine) publishStatus(full bool) {
 // leadership to the most up-to-date voter, so the cluster does not wait an
 // election timeout for a new one.
 func (e *Engine) Run(ctx context.Context) error {
+	defer close(e.done)
 	defer e.stopped.Store(true)
 	ticker := time.NewTicker(e.cfg.TickInterval)
 	defer ticker.Stop()
@@ -522,7 +527,7 @@ func (e *Engine) handleReady(ctx context.Context, deliver bool) error {
 }
 
 // handOver transfers leadership before the engine stops, waiting up to an
-// election timeout for another member to take over. Messages keep flowing
+// election timeout (at most 2 s) for another member to take over. Messages keep flowing
 // meanwhile; committed entries are not delivered (the node is stopping).
 func (e *Engine) handOver() error {
 	bs := e.rn.BasicStatus()
@@ -540,7 +545,7 @@ func (e *Engine) handOver() error {
 	}
 	e.logger.Info("handing leadership over before stopping", "to", target, "member", e.cfg.ID)
 	e.rn.TransferLeader(target)
-	deadline := time.NewTimer(time.Duration(e.cfg.ElectionTicks) * e.cfg.TickInterval)
+	deadline := time.NewTimer(min(time.Duration(e.cfg.ElectionTicks)*e.cfg.TickInterval, 2*time.Second))
 	defer deadline.Stop()
 	ticker := time.NewTicker(e.cfg.TickInterval)
 	defer ticker.Stop()

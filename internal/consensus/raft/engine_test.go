@@ -39,6 +39,7 @@ func (m *member) entries() []string {
 
 type cluster struct {
 	t       *testing.T
+	mutate  func(*raft.Config)
 	net     *transport.Network
 	peers   []uint64
 	members map[uint64]*member
@@ -69,6 +70,9 @@ func (c *cluster) start(id uint64) {
 	m := c.members[id]
 	cfg := raft.DefaultConfig(id, c.peers)
 	cfg.TickInterval = 5 * time.Millisecond
+	if c.mutate != nil {
+		c.mutate(&cfg)
+	}
 	e, err := raft.New(cfg, m.store, c.net.Endpoint(id), m.index, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		c.t.Fatal(err)
@@ -221,4 +225,39 @@ func TestEngineMinorityCannotCommit(t *testing.T) {
 	// Healed, the old leader adopts the majority's log; "lost" never commits.
 	c.net.Heal()
 	c.waitApplied([]string{"before", "after"}, c.peers...)
+}
+
+func TestEngineHandsLeadershipOverOnStop(t *testing.T) {
+	c := newCluster(t, 3)
+	lead := c.leader(1, 2, 3)
+	c.propose(lead, "x")
+	c.waitApplied([]string{"x"}, 1, 2, 3)
+	// Restart the followers with an election timeout far longer than the
+	// wait below, so only a hand-over can produce a new leader in time.
+	var rest []uint64
+	for _, id := range c.peers {
+		if id != lead {
+			rest = append(rest, id)
+		}
+	}
+	c.mutate = func(cfg *raft.Config) { cfg.ElectionTicks = 2000 } // 10 s
+	for _, id := range rest {
+		c.stop(id)
+		c.start(id)
+	}
+	c.leader(c.peers...)
+	term := c.members[lead].engine.Status().Term
+	stopped := time.Now()
+	c.stop(lead) // graceful: the engine hands leadership over before Run returns
+	deadline := stopped.Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		st := c.members[rest[0]].engine.Status()
+		if st.LeaderID != 0 && st.LeaderID != lead && st.Term > term {
+			c.propose(st.LeaderID, "y")
+			c.waitApplied([]string{"x", "y"}, rest...)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no new leader 3 s after the leader stopped (election timeout 10 s): leadership was not handed over")
 }
