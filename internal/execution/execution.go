@@ -179,8 +179,15 @@ func (e *Executor) PresetSenders(p *chain.Proposal) {
 	}
 	signer := types.MakeSigner(e.config, new(big.Int).SetUint64(p.Number), p.Time)
 	for i, tx := range p.Txs {
-		types.Sender(presetSigner{Signer: signer, from: p.Senders[i]}, tx) //nolint:errcheck // never fails
+		PresetSender(signer, tx, p.Senders[i])
 	}
+}
+
+// PresetSender caches from as tx's sender for signer (and signers equal to
+// it), so that no later lookup recovers it. Only for senders a trusted
+// member already recovered.
+func PresetSender(signer types.Signer, tx *types.Transaction, from common.Address) {
+	types.Sender(presetSigner{Signer: signer, from: from}, tx) //nolint:errcheck // never fails
 }
 
 // presetSigner answers a known sender; it is equal to the signer it wraps,

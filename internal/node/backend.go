@@ -47,11 +47,17 @@ func (b *backend) BlockByNumber(number uint64) *types.Block {
 	if b.above(number) {
 		return nil
 	}
+	if blk, ok := b.recent.byNumber.Get(number); ok {
+		return blk
+	}
 	return b.db.BlockByNumber(number)
 }
 
 func (b *backend) BlockByHash(hash common.Hash) *types.Block {
-	blk := b.db.BlockByHash(hash)
+	blk, ok := b.recent.byHash.Get(hash)
+	if !ok {
+		blk = b.db.BlockByHash(hash)
+	}
 	if blk == nil || b.above(blk.NumberU64()) {
 		return nil
 	}
@@ -69,6 +75,9 @@ func (b *backend) Transaction(hash common.Hash) (*types.Transaction, common.Hash
 	tx, blockHash, number, index, ok := b.db.Transaction(hash)
 	if !ok || b.above(number) {
 		return nil, common.Hash{}, 0, 0, false
+	}
+	if blk, ok := b.recent.byHash.Get(blockHash); ok && index < uint64(blk.Transactions().Len()) {
+		tx = blk.Transactions()[index] // the sender is already known
 	}
 	return tx, blockHash, number, index, true
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hansa-chain/hansa/internal/consensus/raft"
+	"github.com/hansa-chain/hansa/internal/execution"
 	"github.com/hansa-chain/hansa/internal/transport"
 )
 
@@ -49,6 +50,14 @@ type blocksRequest struct {
 	From, Count uint64
 }
 
+// forwardRequest carries transactions to the leader with the senders the
+// forwarding member recovered on admission; members trust each other's
+// recovery as they trust the leader's proposals.
+type forwardRequest struct {
+	Txs     types.Transactions
+	Senders []common.Address
+}
+
 // cluster is the replicated node's plumbing around its transport.
 type cluster struct {
 	n       *Node
@@ -58,6 +67,7 @@ type cluster struct {
 	logger  *slog.Logger
 	forward chan forwardReq
 	metrics *clusterMetrics
+	signer  types.Signer // the txpool's
 }
 
 type forwardReq struct {
@@ -94,7 +104,7 @@ func newClusterMetrics(reg prometheus.Registerer) *clusterMetrics {
 
 func newCluster(n *Node, t transport.Transport, engine *raft.Engine) *cluster {
 	c := &cluster{n: n, t: t, engine: engine, cfg: n.cfg.Cluster, logger: n.logger.With("component", "cluster"),
-		forward: make(chan forwardReq, 4096), metrics: newClusterMetrics(n.reg)}
+		forward: make(chan forwardReq, 4096), metrics: newClusterMetrics(n.reg), signer: types.LatestSigner(n.config)}
 	t.Handle(methodTxs, c.serveTxs)
 	t.Handle(methodBlocks, c.serveBlocks)
 	return c
@@ -208,11 +218,12 @@ func (r forwardReq) finish(err error) {
 // Transactions this node leads for itself are already in its pool.
 func (c *cluster) send(ctx context.Context, batch []forwardReq) {
 	deadline := time.Now().Add(c.cfg.ForwardTimeout)
-	txs := make(types.Transactions, len(batch))
+	req := forwardRequest{Txs: make(types.Transactions, len(batch)), Senders: make([]common.Address, len(batch))}
 	for i, r := range batch {
-		txs[i] = r.tx
+		req.Txs[i] = r.tx
+		req.Senders[i], _ = types.Sender(c.signer, r.tx) // cached by the pool
 	}
-	data, err := rlp.EncodeToBytes(txs)
+	data, err := rlp.EncodeToBytes(&req)
 	if err != nil {
 		for _, r := range batch {
 			r.finish(err)
@@ -287,12 +298,18 @@ func (c *cluster) results(batch []forwardReq, resp []byte) {
 // serveTxs admits forwarded transactions into the leader's pool; the
 // response holds one verdict per transaction ("" for accepted).
 func (c *cluster) serveTxs(_ context.Context, from uint64, req []byte) ([]byte, error) {
-	var txs types.Transactions
-	if err := rlp.DecodeBytes(req, &txs); err != nil {
+	var fr forwardRequest
+	if err := rlp.DecodeBytes(req, &fr); err != nil {
 		return nil, fmt.Errorf("decode forwarded transactions: %w", err)
 	}
+	txs := fr.Txs
 	if len(txs) > maxForwardBatch {
 		return nil, fmt.Errorf("%d forwarded transactions; at most %d per call", len(txs), maxForwardBatch)
+	}
+	if len(fr.Senders) == len(txs) {
+		for i, tx := range txs {
+			execution.PresetSender(c.signer, tx, fr.Senders[i])
+		}
 	}
 	verdicts := make([]string, len(txs))
 	for i, tx := range txs {
@@ -301,7 +318,11 @@ func (c *cluster) serveTxs(_ context.Context, from uint64, req []byte) ([]byte, 
 			continue
 		}
 		if err := c.n.pool.Add(tx); err != nil {
-			verdicts[i] = err.Error()
+			// A member re-forwarding its pool after a leader change may send
+			// a transaction already in a block: that is an acceptance.
+			if _, _, _, _, included := (*backend)(c.n).Transaction(tx.Hash()); !included {
+				verdicts[i] = err.Error()
+			}
 		}
 	}
 	c.n.wake()

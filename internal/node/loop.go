@@ -218,6 +218,7 @@ func (n *Node) store(res *execution.Result, index uint64) error {
 	}
 	n.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	block := res.Block
+	n.recent.add(block)
 	n.head.Store(block.Header())
 
 	st, err := n.db.StateAt(block.Root())

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/lru"
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
@@ -74,6 +75,7 @@ type Node struct {
 	txFeed    event.Feed
 
 	syncing atomic.Bool // catching up from a snapshot
+	recent  recentBlocks
 
 	// Set by the block loop only.
 	lastBlock    time.Time
@@ -144,6 +146,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus.R
 	for _, o := range opts {
 		o(&n.opts)
 	}
+	n.recent = newRecentBlocks(recentBlockCache)
 	n.id = n.memberID()
 	if n.id == 0 {
 		return nil, fmt.Errorf("node key %s (address %s) is not a member in genesis %s", cfg.NodeKeyPath(), n.address, cfg.Genesis)
@@ -557,6 +560,24 @@ func (n *Node) wake() {
 	case n.kick <- struct{}{}:
 	default:
 	}
+}
+
+// recentBlockCache is how many of the latest blocks are kept decoded, with
+// their transactions' senders: clients read new blocks and receipts most.
+const recentBlockCache = 128
+
+type recentBlocks struct {
+	byNumber *lru.Cache[uint64, *types.Block]
+	byHash   *lru.Cache[common.Hash, *types.Block]
+}
+
+func newRecentBlocks(size int) recentBlocks {
+	return recentBlocks{byNumber: lru.NewCache[uint64, *types.Block](size), byHash: lru.NewCache[common.Hash, *types.Block](size)}
+}
+
+func (r recentBlocks) add(b *types.Block) {
+	r.byNumber.Add(b.NumberU64(), b)
+	r.byHash.Add(b.Hash(), b)
 }
 
 // headers exposes committed headers to execution without exposing blocks

@@ -1,5 +1,3 @@
-//go:build hansa_tcp
-
 package node
 
 import (
@@ -14,5 +12,5 @@ type peer = transport.Peer
 func (n *Node) newTCP(genesis common.Hash, peers []peer) (transport.Transport, error) {
 	tc := transport.DefaultTCPConfig()
 	tc.ID, tc.Key, tc.Genesis, tc.ListenAddr, tc.Peers = n.id, n.key, genesis, n.cfg.Cluster.ListenAddr, peers
-	return transport.NewTCP(tc, n.logger.With("component", "transport"), n.reg)
+	return transport.NewTCP(tc, n.logger, n.reg)
 }

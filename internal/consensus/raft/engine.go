@@ -279,12 +279,9 @@ type PeerStatus struct {
 	Active bool   `json:"active"` // heard from within an election timeout
 }
 
-// Detail returns the engine's full view as of the last tick.
-func (e *Engine) Detail() Detail {
-	d := *e.detail.Load()
-	d.Applied = e.applied.Load()
-	return d
-}
+// Detail returns the engine's full view as of the last tick (one
+// consistent snapshot: Applied never exceeds Commit there).
+func (e *Engine) Detail() Detail { return *e.detail.Load() }
 
 func roleName(s etcdraft.StateType) string {
 	switch s {
