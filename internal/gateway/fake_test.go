@@ -28,6 +28,7 @@ import (
 type txPool struct {
 	mu    sync.Mutex
 	known map[string]bool
+	order []string // hashes in the order they first arrived
 }
 
 func newTxPool() *txPool { return &txPool{known: map[string]bool{}} }
@@ -39,7 +40,14 @@ func (p *txPool) add(h string) (isNew bool) {
 		return false
 	}
 	p.known[h] = true
+	p.order = append(p.order, h)
 	return true
+}
+
+func (p *txPool) arrivals() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.order...)
 }
 
 func (p *txPool) has(h string) bool {

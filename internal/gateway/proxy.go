@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/gorilla/websocket"
 )
@@ -90,10 +91,28 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, g.handleCall(ctx, rt, p, calls[0]))
 		return
 	}
+	// The calls of a batch run concurrently, except that one sender's
+	// eth_sendRawTransaction calls run one after another in batch order: a
+	// node (or a cluster member forwarding to its leader) must see a
+	// sender's nonces in order, or gapped ones pile up in its queue.
 	answers := make([][]byte, len(calls))
+	prepared := make([]preparedCall, len(calls))
+	lanes := map[common.Address][]int{}
 	var wg sync.WaitGroup
 	for i, raw := range calls {
-		wg.Go(func() { answers[i] = g.handleCall(ctx, rt, p, raw) })
+		prepared[i] = g.prepareCall(p, raw)
+		if tx := prepared[i].tx; tx != nil {
+			lanes[tx.sender] = append(lanes[tx.sender], i)
+			continue
+		}
+		wg.Go(func() { answers[i] = g.finishCall(ctx, rt, p, &prepared[i]) })
+	}
+	for _, lane := range lanes {
+		wg.Go(func() {
+			for _, i := range lane {
+				answers[i] = g.finishCall(ctx, rt, p, &prepared[i])
+			}
+		})
 	}
 	wg.Wait()
 	n := 2 + len(answers)
@@ -142,28 +161,58 @@ func clientIP(r *http.Request) string {
 
 // handleCall answers one call of a request and records its metrics.
 func (g *Gateway) handleCall(ctx context.Context, rt *runtime, p *principal, raw json.RawMessage) []byte {
-	start := time.Now()
+	c := g.prepareCall(p, raw)
+	return g.finishCall(ctx, rt, p, &c)
+}
+
+// preparedCall is a decoded and authorised call (or the error answering it).
+type preparedCall struct {
+	start  time.Time
+	req    rpcRequest
+	tx     *txInfo // decoded eth_sendRawTransaction
+	answer []byte  // set when the call is already answered (an error)
+	status string
+	bad    bool // undecodable
+}
+
+// prepareCall decodes and authorises one call.
+func (g *Gateway) prepareCall(p *principal, raw json.RawMessage) preparedCall {
+	c := preparedCall{start: time.Now()}
 	req, derr := decodeCall(raw)
+	c.req = req
 	if derr != nil {
-		g.metrics.Requests.WithLabelValues("other", "invalid", p.name).Inc()
-		return encodeError(req.ID, derr)
+		c.answer, c.status, c.bad = encodeError(req.ID, derr), "invalid", true
+		return c
 	}
-	label := methodLabel(req.Method)
-	out, status := g.answer(ctx, rt, p, &req)
+	tx, aerr := p.authorizeCall(&c.req)
+	switch {
+	case aerr != nil && aerr.Code == CodeInvalidParams:
+		c.answer, c.status = encodeError(req.ID, aerr), "invalid"
+	case aerr != nil:
+		c.answer, c.status = encodeError(req.ID, aerr), "denied"
+	}
+	c.tx = tx
+	return c
+}
+
+// finishCall routes a prepared call and records its metrics.
+func (g *Gateway) finishCall(ctx context.Context, rt *runtime, p *principal, c *preparedCall) []byte {
+	if c.bad {
+		g.metrics.Requests.WithLabelValues("other", c.status, p.name).Inc()
+		return c.answer
+	}
+	label := methodLabel(c.req.Method)
+	out, status := c.answer, c.status
+	if out == nil {
+		out, status = g.answer(ctx, rt, &c.req, c.tx)
+	}
 	g.metrics.Requests.WithLabelValues(label, status, p.name).Inc()
-	g.metrics.Duration.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	g.metrics.Duration.WithLabelValues(label).Observe(time.Since(c.start).Seconds())
 	return out
 }
 
-// answer authorises and routes one call; status labels the outcome.
-func (g *Gateway) answer(ctx context.Context, rt *runtime, p *principal, req *rpcRequest) ([]byte, string) {
-	tx, aerr := p.authorizeCall(req)
-	if aerr != nil {
-		if aerr.Code == CodeInvalidParams {
-			return encodeError(req.ID, aerr), "invalid"
-		}
-		return encodeError(req.ID, aerr), "denied"
-	}
+// answer routes one authorised call; status labels the outcome.
+func (g *Gateway) answer(ctx context.Context, rt *runtime, req *rpcRequest, tx *txInfo) ([]byte, string) {
 	ctx, cancel := context.WithTimeout(ctx, rt.cfg.Limits.timeoutFor(req.Method))
 	defer cancel()
 

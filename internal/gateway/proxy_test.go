@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/ecdsa"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -360,5 +361,53 @@ func TestBatch(t *testing.T) {
 	status, _, b = h.post("/", "["+strings.Repeat(`{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},`, 6)+`{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}]`, nil)
 	if status != 400 || !strings.Contains(string(b), "batch too large: 7 calls, limit 6") {
 		t.Errorf("oversized batch: %d %s", status, b)
+	}
+}
+
+// TestBatchKeepsEachSendersTransactionsInOrder sends a batch of two
+// senders' transactions: calls run concurrently and spread over the
+// upstreams, yet each sender's transactions reach the upstreams in nonce
+// order (a node queues gapped nonces; a cluster member forwards in order).
+func TestBatchKeepsEachSendersTransactionsInOrder(t *testing.T) {
+	nodes := threeNodes(t)
+	h := newHarness(t, nodes, nil)
+	h.poll(1)
+	alice, _ := crypto.GenerateKey()
+	bob, _ := crypto.GenerateKey()
+	to := common.HexToAddress("0xc0ffee")
+	var calls []string
+	order := map[string]int{} // hash → position in its sender's sequence
+	sender := map[string]int{}
+	for nonce := range uint64(24) {
+		for who, key := range []*ecdsa.PrivateKey{alice, bob} {
+			raw, hash := signedTx(t, key, &to, nonce)
+			calls = append(calls, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"eth_sendRawTransaction","params":["%s"]}`, len(calls), raw))
+			order[hash.Hex()], sender[hash.Hex()] = int(nonce), who
+		}
+	}
+	status, _, body := h.post("/", "["+strings.Join(calls, ",")+"]", nil)
+	if status != 200 || strings.Contains(string(body), `"error"`) {
+		t.Fatalf("batch: %d %s", status, body)
+	}
+	last := []int{-1, -1}
+	arrived := nodes[0].pool.arrivals()
+	if len(arrived) != len(calls) {
+		t.Fatalf("%d of %d transactions reached an upstream", len(arrived), len(calls))
+	}
+	for _, h := range arrived {
+		who := sender[h]
+		if order[h] != last[who]+1 {
+			t.Fatalf("sender %d's nonce %d arrived after nonce %d", who, order[h], last[who])
+		}
+		last[who] = order[h]
+	}
+	served := 0
+	for _, n := range nodes {
+		if n.calls.Load() > 0 {
+			served++
+		}
+	}
+	if served < 2 {
+		t.Fatalf("all writes went to one upstream; the test wants them spread")
 	}
 }
