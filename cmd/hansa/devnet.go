@@ -2,81 +2,31 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"math/big"
-	"os"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/common/hexutil"
-	"github.com/ethereum/go-ethereum/crypto"
-
-	"github.com/hansa-chain/hansa/internal/chain"
 	"github.com/hansa-chain/hansa/internal/gateway"
-	"github.com/hansa-chain/hansa/internal/keys"
 	"github.com/hansa-chain/hansa/internal/node"
 	"github.com/hansa-chain/hansa/internal/telemetry"
-)
-
-// devnetFile describes a devnet for people and tools: every endpoint of every
-// node and the funded accounts.
-type devnetFile struct {
-	ChainID  uint64          `json:"chainId"`
-	Genesis  string          `json:"genesis"`
-	RPC      string          `json:"rpc"` // the gateway, or node1 when the gateway is off
-	WS       string          `json:"ws"`
-	Gateway  *devnetGateway  `json:"gateway,omitempty"`
-	Nodes    []devnetNode    `json:"nodes"`
-	Mnemonic string          `json:"mnemonic"`
-	Accounts []devnetAccount `json:"accounts"`
-}
-
-type devnetGateway struct {
-	RPC     string `json:"rpc"`
-	WS      string `json:"ws"`
-	Metrics string `json:"metrics"`
-}
-
-type devnetNode struct {
-	ID      uint64         `json:"id"`
-	Name    string         `json:"name"`
-	Address common.Address `json:"address"`
-	RPC     string         `json:"rpc"`
-	WS      string         `json:"ws"`
-	Metrics string         `json:"metrics"`
-	Admin   string         `json:"admin"`
-	Config  string         `json:"config"`
-	DataDir string         `json:"datadir"`
-}
-
-type devnetAccount struct {
-	Address    common.Address `json:"address"`
-	PrivateKey string         `json:"privateKey"`
-	Balance    string         `json:"balance"`
-}
-
-const (
-	devnetAccounts   = 10
-	devnetGatewayRPC = "127.0.0.1:8545" // the devnet's single entry point
-	devnetGatewayOps = "127.0.0.1:9546"
-	devnetRPCAddr    = "127.0.0.1:18545" // node1's own JSON-RPC
-	devnetOpsAddr    = "127.0.0.1:9545"
-	devnetAdmin      = "127.0.0.1:9645"
 )
 
 // devnetOptions are the devnet command's flags.
 type devnetOptions struct {
 	dir        string
-	node       *nodeFlags
-	gateway    string // gateway JSON-RPC address, or "off"
+	nodes      int
+	nodesSet   bool // --nodes was given
+	portBase   int
+	node       *nodeFlags // node1's overrides; the log flags apply to every node
+	gateway    string     // gateway JSON-RPC address, or "off"
 	gatewayOps string
 }
 
@@ -84,14 +34,38 @@ func devnetFlags(name string, args []string, stderr io.Writer) (*devnetOptions, 
 	fs := newFlagSet(name, stderr)
 	o := &devnetOptions{}
 	fs.StringVar(&o.dir, "dir", "./devnet", "devnet directory (created when missing, resumed otherwise)")
+	fs.IntVar(&o.nodes, "nodes", devnetNodes, "number of nodes when the devnet is created (odd numbers recommended); on resume it must match")
+	fs.IntVar(&o.portBase, "port-base", devnetPortBase, "first port when the devnet is created: node K gets JSON-RPC BASE+K-1, cluster BASE+100+K-1, ops BASE+1000+K-1, admin BASE+1100+K-1 (0: free loopback ports)")
 	fs.StringVar(&o.gateway, "gateway", devnetGatewayRPC, `the gateway's JSON-RPC address, the devnet's entry point ("off": clients use node1 directly)`)
 	fs.StringVar(&o.gatewayOps, "gateway-ops", devnetGatewayOps, "the gateway's metrics/healthz/readyz address")
 	o.node = addNodeFlags(fs)
+	for name, usage := range map[string]string{
+		"http":     "node1's JSON-RPC HTTP+WebSocket listen address (overrides its config)",
+		"ops":      "node1's metrics/healthz/readyz listen address (overrides its config)",
+		"admin":    "node1's admin API listen address (overrides its config)",
+		"datadir":  "node1's data directory (overrides its config)",
+		"genesis":  "node1's genesis.json (overrides its config)",
+		"node-key": "node1's node key file (overrides its config)",
+		"config":   "not used: node K reads DIR/nodeK/config.toml",
+	} {
+		fs.Lookup(name).Usage = usage
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("%s: unexpected arguments %v", name, fs.Args())
+	}
+	var configSet bool
+	fs.Visit(func(f *flag.Flag) {
+		o.nodesSet = o.nodesSet || f.Name == "nodes"
+		configSet = configSet || f.Name == "config"
+	})
+	if configSet {
+		return nil, fmt.Errorf("%s: --config is not used: node K reads DIR/nodeK/config.toml", name)
+	}
+	if err := checkDevnetSize(o.nodes, o.portBase); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return o, nil
 }
@@ -102,15 +76,32 @@ func runDevnetInit(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	dir := o.dir
-	if _, err := os.Stat(filepath.Join(dir, "devnet.json")); err == nil {
+	if _, err := readDevnet(dir); err == nil {
 		return fmt.Errorf("devnet init: %s already holds a devnet", dir)
 	}
-	d, err := initDevnet(dir)
+	warnEvenDevnet(stderr, o.nodes)
+	d, err := initDevnet(dir, o.nodes, o.portBase)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "devnet written to %s (%d node, chain id %d); start it with: hansa devnet --dir %s\n", dir, len(d.Nodes), d.ChainID, dir)
+	var b strings.Builder
+	fmt.Fprintf(&b, "devnet written to %s (%s, chain id %d)\n", dir, plural(len(d.Nodes), "node"), d.ChainID)
+	fmt.Fprintf(&b, "start it with:  hansa devnet --dir %s\n", dir)
+	fmt.Fprintf(&b, "or run each node as its own process:\n")
+	for _, n := range d.Nodes {
+		fmt.Fprintf(&b, "  hansa node --config %s\n", n.Config)
+	}
+	io.WriteString(stdout, b.String())
 	return nil
+}
+
+// warnEvenDevnet warns that an even-sized cluster tolerates no more
+// failures than one node smaller.
+func warnEvenDevnet(w io.Writer, n int) {
+	if n%2 == 0 {
+		fmt.Fprintf(w, "devnet: warning: %s tolerate no more failures than %d (%s); odd numbers are recommended\n",
+			plural(n, "node"), n-1, plural((n-1)/2, "failure"))
+	}
 }
 
 func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -118,52 +109,152 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	dir := o.dir
-	d, err := readDevnet(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if d, err = initDevnet(dir); err == nil {
-			fmt.Fprintf(stdout, "created a new devnet in %s\n", dir)
+	// Every node, the gateway and the banner write to the same streams.
+	var mu sync.Mutex // stdout and stderr may be one writer
+	stdout, stderr = &lockedWriter{mu: &mu, w: stdout}, &lockedWriter{mu: &mu, w: stderr}
+	d, cfgs, err := openDevnet(o, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	loggers := make([]*slog.Logger, len(cfgs))
+	for i, cfg := range cfgs {
+		logger, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+		if err != nil {
+			return fmt.Errorf("%s: %w", d.Nodes[i].Name, err)
 		}
+		loggers[i] = logger.With("node", d.Nodes[i].Name)
 	}
+	gwLogger, err := newLogger(stderr, cfgs[0].Log.Level, cfgs[0].Log.Format)
 	if err != nil {
 		return err
 	}
-	*o.node.config = d.Nodes[0].Config
-	cfg, err := o.node.load()
-	if err != nil {
-		return err
+
+	// A plain cancel: a failing node's error must not become the others'
+	// cancellation cause, which they would return as their own.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	type boundNode struct {
+		i     int
+		addrs node.Addrs
 	}
-	withGateway := o.gateway != "off"
-	if withGateway && o.gateway == cfg.HTTPAddr {
-		return fmt.Errorf("devnet: the gateway and node1 both want %s; pass --http for the node or --gateway", o.gateway)
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	logger, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
-	if err != nil {
-		return err
-	}
+	bound := make(chan boundNode, len(cfgs))
+	errs := make([]error, len(cfgs)+1) // one per node, then the gateway's
 	var wg sync.WaitGroup
-	var nodeErr, gwErr error
+	for i, cfg := range cfgs {
+		wg.Go(func() {
+			err := startNode(ctx, cfg, loggers[i], func(addrs node.Addrs) { bound <- boundNode{i, addrs} })
+			if err != nil {
+				err = fmt.Errorf("%s: %w", d.Nodes[i].Name, err)
+				errs[i] = err
+			}
+			stop() // one node stopping stops the devnet
+		})
+	}
 	wg.Go(func() {
-		nodeErr = startNode(ctx, cfg, stderr, func(addrs node.Addrs) {
-			d.setEndpoints(0, addrs)
-			if !withGateway {
-				d.RPC, d.WS, d.Gateway = d.Nodes[0].RPC, d.Nodes[0].WS, nil
-				finishDevnetStart(stdout, stderr, dir, d)
+		addrs := make([]node.Addrs, len(cfgs))
+		for range cfgs {
+			select {
+			case b := <-bound:
+				addrs[b.i] = b.addrs
+			case <-ctx.Done():
 				return
 			}
-			wg.Go(func() {
-				gwErr = runDevnetGateway(ctx, o, d, addrs, logger, func() { finishDevnetStart(stdout, stderr, dir, d) })
-				if gwErr != nil {
-					cancel(gwErr)
-				}
-			})
-		})
-		cancel(nodeErr)
+		}
+		for i, a := range addrs {
+			d.setEndpoints(i, a)
+		}
+		if o.gateway == "off" {
+			d.RPC, d.WS, d.Gateway = d.Nodes[0].RPC, d.Nodes[0].WS, nil
+			finishDevnetStart(stdout, stderr, o.dir, d)
+			return
+		}
+		err := runDevnetGateway(ctx, o, d, addrs, gwLogger, func() { finishDevnetStart(stdout, stderr, o.dir, d) })
+		if err != nil {
+			errs[len(cfgs)] = fmt.Errorf("gateway: %w", err)
+			stop()
+		}
 	})
 	wg.Wait()
-	return errors.Join(nodeErr, gwErr)
+	var failed []error
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			failed = append(failed, err)
+		}
+	}
+	return errors.Join(failed...)
+}
+
+// openDevnet resumes the devnet in o.dir, or creates it when the directory
+// holds none, and returns it with each node's effective config.
+func openDevnet(o *devnetOptions, stdout, stderr io.Writer) (*devnetFile, []node.Config, error) {
+	d, err := readDevnet(o.dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if d, err = initDevnet(o.dir, o.nodes, o.portBase); err != nil {
+			return nil, nil, err
+		}
+		fmt.Fprintf(stdout, "created a new devnet in %s (%s)\n", o.dir, plural(len(d.Nodes), "node"))
+	case err != nil:
+		return nil, nil, err
+	case o.nodesSet && o.nodes != len(d.Nodes):
+		return nil, nil, fmt.Errorf("devnet: this devnet has %s; --nodes %d cannot change that (omit --nodes to resume it, or choose another --dir for a new devnet)",
+			plural(len(d.Nodes), "node"), o.nodes)
+	}
+	warnEvenDevnet(stderr, len(d.Nodes))
+	cfgs := make([]node.Config, len(d.Nodes))
+	for i := range d.Nodes {
+		n := &d.Nodes[i]
+		n.Config = filepath.Join(o.dir, n.Name, "config.toml")
+		if cfgs[i], err = o.node.forDevnetNode(i, n.Config).load(); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", n.Name, err)
+		}
+		n.DataDir = cfgs[i].DataDir
+	}
+	if err := checkDevnetAddrs(o, d, cfgs); err != nil {
+		return nil, nil, err
+	}
+	return d, cfgs, nil
+}
+
+// forDevnetNode returns the overrides for node i of a devnet, whose config
+// file is config: every flag for node1, only the log flags for the others.
+func (f *nodeFlags) forDevnetNode(i int, config string) *nodeFlags {
+	g := *f
+	g.config = &config
+	if i > 0 {
+		none := ""
+		g.datadir, g.genesis, g.nodeKey, g.http, g.ops, g.admin = &none, &none, &none, &none, &none, &none
+	}
+	return &g
+}
+
+// checkDevnetAddrs reports two listeners of the devnet configured on the
+// same address, naming both.
+func checkDevnetAddrs(o *devnetOptions, d *devnetFile, cfgs []node.Config) error {
+	type listener struct{ who, addr string }
+	var ls []listener
+	if o.gateway != "off" {
+		ls = append(ls, listener{"the gateway (--gateway)", o.gateway}, listener{"the gateway's ops (--gateway-ops)", o.gatewayOps})
+	}
+	for i, cfg := range cfgs {
+		name := d.Nodes[i].Name
+		ls = append(ls,
+			listener{name + "'s JSON-RPC", cfg.HTTPAddr}, listener{name + "'s ops", cfg.OpsAddr},
+			listener{name + "'s admin", cfg.AdminAddr}, listener{name + "'s cluster listener", cfg.Cluster.ListenAddr})
+	}
+	seen := map[string]string{}
+	for _, l := range ls {
+		host, port, err := net.SplitHostPort(l.addr)
+		if err != nil || port == "0" {
+			continue // empty (off), or a port chosen at bind time; the node reports bad addresses itself
+		}
+		key := net.JoinHostPort(host, port)
+		if prev, ok := seen[key]; ok {
+			return fmt.Errorf("devnet: %s and %s both want %s; change one (node1: --http, --ops, --admin; other nodes: their config.toml)", prev, l.who, l.addr)
+		}
+		seen[key] = l.who
+	}
+	return nil
 }
 
 // finishDevnetStart records the bound endpoints in devnet.json and prints
@@ -175,20 +266,22 @@ func finishDevnetStart(stdout, stderr io.Writer, dir string, d *devnetFile) {
 	printDevnet(stdout, dir, d)
 }
 
-// runDevnetGateway runs the gateway in front of node1 until ctx ends: open
-// access on loopback for every namespace the node serves, no admin API.
-// ready is called once it serves and node1 is healthy behind it.
-func runDevnetGateway(ctx context.Context, o *devnetOptions, d *devnetFile, nodeAddrs node.Addrs, logger *slog.Logger, ready func()) error {
+// runDevnetGateway runs the gateway in front of every node until ctx ends:
+// open access on loopback for every namespace the nodes serve, no admin API.
+// ready is called once it serves and some node is healthy behind it.
+func runDevnetGateway(ctx context.Context, o *devnetOptions, d *devnetFile, nodeAddrs []node.Addrs, logger *slog.Logger, ready func()) error {
 	cfg := gateway.DefaultConfig()
 	cfg.HTTPAddr, cfg.OpsAddr, cfg.AdminAddr = o.gateway, o.gatewayOps, ""
 	cfg.ChainID = d.ChainID
 	cfg.AllowAnonymous = true
 	cfg.Anonymous = gateway.KeyConfig{Name: "devnet", Methods: []string{"eth_*", "net_*", "web3_*", "txpool_*", "debug_*"}}
 	cfg.Health.PollInterval = gateway.Duration(250 * time.Millisecond)
-	cfg.Upstreams = []gateway.UpstreamConfig{{Name: d.Nodes[0].Name, URL: "http://" + nodeAddrs.HTTP}}
+	for i, a := range nodeAddrs {
+		cfg.Upstreams = append(cfg.Upstreams, gateway.UpstreamConfig{Name: d.Nodes[i].Name, URL: "http://" + a.HTTP})
+	}
 	g, err := gateway.New(cfg, logger, telemetry.NewRegistry())
 	if err != nil {
-		return fmt.Errorf("devnet gateway: %w", err)
+		return err
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- g.Run(ctx) }()
@@ -196,7 +289,7 @@ func runDevnetGateway(ctx context.Context, o *devnetOptions, d *devnetFile, node
 	if err != nil {
 		return errors.Join(err, <-errc)
 	}
-	for g.Ready() != nil { // wait until node1 counts as healthy
+	for g.Ready() != nil { // wait until a node counts as healthy
 		select {
 		case <-ctx.Done():
 			return <-errc
@@ -214,112 +307,26 @@ func runDevnetGateway(ctx context.Context, o *devnetOptions, d *devnetFile, node
 	return <-errc
 }
 
-// initDevnet writes a one-node devnet: a node key, genesis funding the dev
-// accounts, the node's config and devnet.json.
-func initDevnet(dir string) (*devnetFile, error) {
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		return nil, fmt.Errorf("%s exists, is not empty and holds no devnet.json; choose another --dir", dir)
-	}
-	nodeDir := filepath.Join(dir, "node1")
-	if err := os.MkdirAll(nodeDir, 0o755); err != nil {
-		return nil, err
-	}
-	nodeKey, err := keys.Generate()
-	if err != nil {
-		return nil, err
-	}
-	if err := keys.Save(filepath.Join(nodeDir, "nodekey"), nodeKey); err != nil {
-		return nil, err
-	}
-	nodeAddr := crypto.PubkeyToAddress(nodeKey.PublicKey)
-
-	g := chain.DefaultGenesis()
-	g.Timestamp = uint64(time.Now().Unix())
-	g.Members = []chain.Member{{ID: 1, Name: "node1", Address: nodeAddr}}
-	balance := new(big.Int).Mul(big.NewInt(10_000), big.NewInt(1e18))
-	d := &devnetFile{
-		ChainID:  g.ChainID,
-		Genesis:  filepath.Join(dir, "genesis.json"),
-		RPC:      "http://" + devnetGatewayRPC,
-		WS:       "ws://" + devnetGatewayRPC,
-		Gateway:  &devnetGateway{RPC: "http://" + devnetGatewayRPC, WS: "ws://" + devnetGatewayRPC, Metrics: "http://" + devnetGatewayOps + "/metrics"},
-		Mnemonic: keys.DevMnemonic,
-	}
-	for i := uint32(0); i < devnetAccounts; i++ {
-		key, err := keys.DeriveAccount(keys.DevMnemonic, i)
-		if err != nil {
-			return nil, err
-		}
-		addr := crypto.PubkeyToAddress(key.PublicKey)
-		g.Alloc[addr] = chain.Account{Balance: chain.NewBigInt(balance)}
-		d.Accounts = append(d.Accounts, devnetAccount{Address: addr, PrivateKey: hexutil.Encode(crypto.FromECDSA(key)), Balance: balance.String()})
-	}
-	if err := chain.WriteGenesis(d.Genesis, g); err != nil {
-		return nil, err
-	}
-	cfg := node.DefaultConfig()
-	cfg.DataDir, cfg.Genesis, cfg.NodeKey = "data", filepath.Join("..", "genesis.json"), "nodekey"
-	cfg.HTTPAddr, cfg.OpsAddr, cfg.AdminAddr = devnetRPCAddr, devnetOpsAddr, devnetAdmin
-	cfg.RPC.Namespaces = append(cfg.RPC.Namespaces, "debug")
-	cfg.RPC.AllowUnprotectedTxs = true // deterministic-deployment tools need them on a dev chain
-	configPath := filepath.Join(nodeDir, "config.toml")
-	if err := node.WriteConfig(configPath, cfg); err != nil {
-		return nil, err
-	}
-	d.Nodes = []devnetNode{{
-		ID: 1, Name: "node1", Address: nodeAddr,
-		RPC: "http://" + devnetRPCAddr, WS: "ws://" + devnetRPCAddr,
-		Metrics: "http://" + devnetOpsAddr + "/metrics", Admin: "http://" + devnetAdmin,
-		Config: configPath, DataDir: filepath.Join(nodeDir, "data"),
-	}}
-	return d, writeDevnet(dir, d)
-}
-
-// setEndpoints records node i's bound addresses.
-func (d *devnetFile) setEndpoints(i int, addrs node.Addrs) {
-	n := &d.Nodes[i]
-	n.RPC, n.WS = "http://"+addrs.HTTP, "ws://"+addrs.HTTP
-	n.Metrics, n.Admin = "", ""
-	if addrs.Ops != "" {
-		n.Metrics = "http://" + addrs.Ops + "/metrics"
-	}
-	if addrs.Admin != "" {
-		n.Admin = "http://" + addrs.Admin
-	}
-}
-
-func writeDevnet(dir string, d *devnetFile) error {
-	data, err := json.MarshalIndent(d, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "devnet.json"), append(data, '\n'), 0o644)
-}
-
-func readDevnet(dir string) (*devnetFile, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "devnet.json"))
-	if err != nil {
-		return nil, err
-	}
-	d := new(devnetFile)
-	if err := json.Unmarshal(data, d); err != nil {
-		return nil, fmt.Errorf("%s/devnet.json: %w", dir, err)
-	}
-	if len(d.Nodes) == 0 {
-		return nil, fmt.Errorf("%s/devnet.json lists no nodes", dir)
-	}
-	return d, nil
-}
-
 func printDevnet(w io.Writer, dir string, d *devnetFile) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nHansa devnet is running (chain id %d, directory %s)\n\n", d.ChainID, dir)
+	fmt.Fprintf(&b, "\nHansa devnet is running (chain id %d, %s, directory %s)\n\n", d.ChainID, plural(len(d.Nodes), "node"), dir)
 	fmt.Fprintf(&b, "  JSON-RPC   %s\n  WebSocket  %s\n", d.RPC, d.WS)
 	if d.Gateway != nil {
-		fmt.Fprintf(&b, "             (the gateway: open to anyone on this machine, no API key; metrics %s)\n", d.Gateway.Metrics)
+		fmt.Fprintf(&b, "             (the gateway in front of every node: open to anyone on this machine, no API key; metrics %s)\n", d.Gateway.Metrics)
+	}
+	b.WriteString("\nNodes:\n")
+	orOff := func(s string) string {
+		if s == "" {
+			return "off"
+		}
+		return s
 	}
 	for _, n := range d.Nodes {
-		fmt.Fprintf(&b, "  %-10s %s  metrics %s  admin %s\n", n.Name, n.RPC, n.Metrics, n.Admin)
+		fmt.Fprintf(&b, "  %-7s rpc %s  metrics %s  admin %s", n.Name, n.RPC, orOff(n.Metrics), orOff(n.Admin))
+		if n.Cluster != "" {
+			fmt.Fprintf(&b, "  cluster %s", n.Cluster)
+		}
+		b.WriteString("\n")
 	}
 	fmt.Fprintf(&b, "\nAccounts (10,000 ETH each; mnemonic %q):\n", d.Mnemonic)
 	for i, a := range d.Accounts {
@@ -327,4 +334,16 @@ func printDevnet(w io.Writer, dir string, d *devnetFile) {
 	}
 	fmt.Fprintf(&b, "\nThese keys are public knowledge: never use them outside this devnet.\nEndpoints and accounts are in %s. Stop with Ctrl-C; run again to resume.\n\n", filepath.Join(dir, "devnet.json"))
 	io.WriteString(w, b.String())
+}
+
+// lockedWriter serialises writes to w from several goroutines.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -40,7 +40,8 @@ type fixedDevnet struct {
 
 func (d *fixedDevnet) start(t *testing.T) {
 	t.Helper()
-	d.cmd = exec.Command(hansaBinary(t), "devnet", "--dir", d.dir, "--http", d.http, "--ops", d.ops, "--admin", d.admin)
+	d.cmd = exec.Command(hansaBinary(t), "devnet", "--dir", d.dir, "--nodes", "1", "--port-base", "0", "--gateway", "off",
+		"--http", d.http, "--ops", d.ops, "--admin", d.admin)
 	d.out = new(e2etest.SyncBuffer)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {

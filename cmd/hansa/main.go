@@ -31,14 +31,14 @@ func main() {
 const usage = `hansa — a permissioned Ethereum-compatible chain in one binary
 
 Usage:
-  hansa devnet [--dir ./devnet]          run a local development chain (creates it if missing)
-  hansa devnet init [--dir ./devnet]     only write the devnet's files
-  hansa node --config FILE [flags]       run a node
-  hansa keys new [--out FILE]            create a secp256k1 key and print its address
-  hansa genesis --out FILE [flags]       write a genesis file
-  hansa gateway --config FILE            run the health-aware JSON-RPC gateway
-  hansa bench --rpc URL --key KEY ...    measure an Ethereum JSON-RPC endpoint
-  hansa version                          print the version
+  hansa devnet [--dir ./devnet] [--nodes 3]       run a local development cluster (creates it if missing)
+  hansa devnet init [--dir ./devnet] [--nodes 3]  only write the devnet's files
+  hansa node --config FILE [flags]                run a node
+  hansa keys new [--out FILE]                     create a secp256k1 key and print its address
+  hansa genesis --out FILE [flags]                write a genesis file
+  hansa gateway --config FILE                     run the health-aware JSON-RPC gateway
+  hansa bench --rpc URL --key KEY ...             measure an Ethereum JSON-RPC endpoint
+  hansa version                                   print the version
 
 Run "hansa COMMAND --help" for a command's flags.
 `

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 
 	"github.com/hansa-chain/hansa/internal/node"
 	"github.com/hansa-chain/hansa/internal/telemetry"
@@ -59,16 +60,16 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	return startNode(ctx, cfg, stderr, nil)
-}
-
-// startNode runs a node until ctx ends; onReady, if set, is called once its
-// listeners are bound.
-func startNode(ctx context.Context, cfg node.Config, logOut io.Writer, onReady func(node.Addrs)) error {
-	logger, err := newLogger(logOut, cfg.Log.Level, cfg.Log.Format)
+	logger, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
 	}
+	return startNode(ctx, cfg, logger, nil)
+}
+
+// startNode runs a node until ctx ends, logging to logger; onReady, if set,
+// is called once its listeners are bound.
+func startNode(ctx context.Context, cfg node.Config, logger *slog.Logger, onReady func(node.Addrs)) error {
 	n, err := node.New(ctx, cfg, logger, telemetry.NewRegistry())
 	if err != nil {
 		return err

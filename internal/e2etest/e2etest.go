@@ -1,6 +1,6 @@
-// Package e2etest builds the hansa binary and runs `hansa devnet` as a real
-// child process on free loopback ports, for end-to-end tests with real
-// clients.
+// Package e2etest builds the hansa binary and runs `hansa devnet` (one
+// node or a cluster of several, behind its gateway) as a real child process
+// on free loopback ports, for end-to-end tests with real clients.
 //
 // Invariants: every process a Devnet starts is bound to 127.0.0.1 only, and
 // is stopped (SIGTERM, then SIGKILL after a grace period) and waited for by a
@@ -16,11 +16,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -78,8 +80,46 @@ type Info struct {
 	// RPC and WS are the devnet's entry point for clients.
 	RPC string `json:"rpc"`
 	WS  string `json:"ws"`
+	// Nodes are the devnet's nodes with their bound endpoints.
+	Nodes []NodeEndpoints `json:"nodes"`
 	// Accounts are the funded dev accounts.
 	Accounts []Account `json:"accounts"`
+}
+
+// NodeEndpoints are one devnet node's endpoints as devnet.json lists them.
+type NodeEndpoints struct {
+	// ID and Name are the node's genesis member id and name ("node1").
+	ID   uint64 `json:"id"`
+	Name string `json:"name"`
+	// Address is the node key's address, 0x-prefixed hex.
+	Address string `json:"address"`
+	// RPC and WS are the node's own JSON-RPC endpoints (http://, ws://).
+	RPC string `json:"rpc"`
+	WS  string `json:"ws"`
+	// Metrics is the node's /metrics URL; Admin its admin API URL ("" when
+	// off).
+	Metrics string `json:"metrics"`
+	Admin   string `json:"admin"`
+	// Cluster is the node-to-node listener (host:port; "" on a one-node
+	// devnet).
+	Cluster string `json:"cluster"`
+	// Config and DataDir are the node's config file and data directory.
+	Config  string `json:"config"`
+	DataDir string `json:"datadir"`
+}
+
+// OpsURL returns the base URL of the node's metrics and health listener
+// ("" when off).
+func (n NodeEndpoints) OpsURL() string { return strings.TrimSuffix(n.Metrics, "/metrics") }
+
+// Options change how StartWith runs the devnet.
+type Options struct {
+	// Nodes is the number of nodes, passed as --nodes; 0 means 1. A devnet
+	// that is resumed must have been created with the same number.
+	Nodes int
+	// ExtraArgs are appended to the command line, e.g. "--log-level",
+	// "debug".
+	ExtraArgs []string
 }
 
 // Devnet is one running `hansa devnet` process. Its methods may be called
@@ -87,14 +127,17 @@ type Info struct {
 type Devnet struct {
 	// Dir is the devnet directory passed as --dir.
 	Dir string
-	// HTTPAddr, OpsAddr and AdminAddr are node1's listen addresses passed as
-	// --http, --ops and --admin.
+	// HTTPAddr, OpsAddr and AdminAddr are node1's listen addresses: passed
+	// as --http, --ops and --admin by Start, read from devnet.json by
+	// StartWith.
 	HTTPAddr, OpsAddr, AdminAddr string
 	// GatewayAddr and GatewayOpsAddr are the gateway's, passed as --gateway
-	// and --gateway-ops: the devnet's entry point in front of node1.
+	// and --gateway-ops: the devnet's entry point in front of every node.
 	GatewayAddr, GatewayOpsAddr string
-	// Info is devnet.json, read once the node was ready.
+	// Info is devnet.json, read once the devnet was ready.
 	Info Info
+	// Nodes are every node's endpoints (Info.Nodes), node1 first.
+	Nodes []NodeEndpoints
 
 	tb     testing.TB
 	cmd    *exec.Cmd
@@ -110,24 +153,48 @@ func (d *Devnet) GatewayURL() string { return "http://" + d.GatewayAddr }
 // RPCURL returns node1's JSON-RPC HTTP endpoint.
 func (d *Devnet) RPCURL() string { return "http://" + d.HTTPAddr }
 
-// WSURL returns the JSON-RPC WebSocket endpoint.
+// WSURL returns node1's JSON-RPC WebSocket endpoint.
 func (d *Devnet) WSURL() string { return "ws://" + d.HTTPAddr }
 
-// OpsURL returns the base URL of the metrics and health listener.
+// OpsURL returns the base URL of node1's metrics and health listener.
 func (d *Devnet) OpsURL() string { return "http://" + d.OpsAddr }
 
 // Logs returns everything the process wrote to stdout and stderr so far.
 func (d *Devnet) Logs() string { return d.logs.String() }
 
-// Start runs `hansa devnet --dir dir` on free loopback ports and waits until
-// node1's and the gateway's GET /readyz answer 200 (up to one minute). A dir that does not hold a
-// devnet yet is created by the node; one that does is resumed. A t.Cleanup
+// Start runs a one-node `hansa devnet --dir dir --nodes 1` with node1 and
+// the gateway on free loopback ports (--http, --ops, --admin, --gateway,
+// --gateway-ops) and waits until node1's and the gateway's GET /readyz
+// answer 200 (up to one minute). A dir that does not hold a devnet yet is
+// created; one that does is resumed and must hold one node. A t.Cleanup
 // stops the process and, if the test failed, logs its output.
 func Start(tb testing.TB, bin, dir string) *Devnet {
 	tb.Helper()
+	return startRetry(tb, bin, dir, Options{Nodes: 1}, true)
+}
+
+// StartWith runs `hansa devnet --dir dir --nodes N --port-base 0` with the
+// gateway on free loopback ports, waits for the banner, reads every node's
+// endpoints from devnet.json and waits until every node's and the
+// gateway's GET /readyz answer 200 (up to one minute). A new devnet gets
+// free loopback ports for all its nodes; a resumed one keeps the ports it
+// was created with. A t.Cleanup stops the process and, if the test failed,
+// logs its output.
+func StartWith(tb testing.TB, bin, dir string, opts Options) *Devnet {
+	tb.Helper()
+	return startRetry(tb, bin, dir, opts, false)
+}
+
+// startRetry starts the devnet, trying again when a port picked as free was
+// taken before the devnet bound it. pinNode1 passes node1's addresses as
+// flags.
+func startRetry(tb testing.TB, bin, dir string, opts Options, pinNode1 bool) *Devnet {
+	tb.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		d, err := start(tb, bin, dir)
+		_, err := os.Stat(filepath.Join(dir, "devnet.json"))
+		created := errors.Is(err, fs.ErrNotExist)
+		d, err := start(tb, bin, dir, opts, pinNode1)
 		if err == nil {
 			return d
 		}
@@ -135,27 +202,49 @@ func Start(tb testing.TB, bin, dir string) *Devnet {
 		if !strings.Contains(err.Error(), "address already in use") {
 			break // only a lost port race is worth another try
 		}
+		if created {
+			// The new devnet recorded the lost port: create it afresh.
+			if err := clearDir(dir); err != nil {
+				tb.Fatalf("start hansa devnet: %v (after %v)", err, lastErr)
+			}
+		}
 	}
 	tb.Fatalf("start hansa devnet: %v", lastErr)
 	return nil
 }
 
-func start(tb testing.TB, bin, dir string) (*Devnet, error) {
+// clearDir removes everything inside dir.
+func clearDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func start(tb testing.TB, bin, dir string, opts Options, pinNode1 bool) (*Devnet, error) {
+	nodes := max(opts.Nodes, 1)
 	addrs := FreeAddrs(tb, 5)
 	d := &Devnet{
 		Dir:            dir,
-		HTTPAddr:       addrs[0],
-		OpsAddr:        addrs[1],
-		AdminAddr:      addrs[2],
-		GatewayAddr:    addrs[3],
-		GatewayOpsAddr: addrs[4],
+		GatewayAddr:    addrs[0],
+		GatewayOpsAddr: addrs[1],
 		tb:             tb,
 		logs:           new(SyncBuffer),
 		done:           make(chan struct{}),
 	}
-	d.cmd = exec.Command(bin, "devnet", "--dir", dir,
-		"--http", d.HTTPAddr, "--ops", d.OpsAddr, "--admin", d.AdminAddr,
-		"--gateway", d.GatewayAddr, "--gateway-ops", d.GatewayOpsAddr)
+	args := []string{"devnet", "--dir", dir, "--nodes", strconv.Itoa(nodes), "--port-base", "0",
+		"--gateway", d.GatewayAddr, "--gateway-ops", d.GatewayOpsAddr}
+	if pinNode1 {
+		d.HTTPAddr, d.OpsAddr, d.AdminAddr = addrs[2], addrs[3], addrs[4]
+		args = append(args, "--http", d.HTTPAddr, "--ops", d.OpsAddr, "--admin", d.AdminAddr)
+	}
+	d.cmd = exec.Command(bin, append(args, opts.ExtraArgs...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		return nil, err
@@ -176,55 +265,81 @@ func start(tb testing.TB, bin, dir string) (*Devnet, error) {
 		d.Kill()
 		return nil, fmt.Errorf("%w\n%s", err, d.Logs())
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "devnet.json"))
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(data, &d.Info); err != nil {
-		return nil, fmt.Errorf("devnet.json: %w", err)
-	}
 	return d, nil
 }
 
-// devnetBanner starts what `hansa devnet` prints once it serves and has
-// written devnet.json.
+// devnetBanner starts what `hansa devnet` prints once the gateway serves
+// and devnet.json holds the bound endpoints.
 const devnetBanner = "Hansa devnet is running"
 
+// waitReady waits for the banner, reads devnet.json and then waits until
+// every node's and the gateway's /readyz answer 200.
 func (d *Devnet) waitReady(timeout time.Duration) error {
-	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(timeout)
-	last := "no answer"
-	for time.Now().Before(deadline) {
+	for !strings.Contains(d.Logs(), devnetBanner) {
 		select {
 		case <-d.done:
 			return fmt.Errorf("hansa devnet exited before it was ready: %v", d.result)
 		default:
 		}
-		resp, err := client.Get(d.OpsURL() + "/readyz")
-		if err == nil && resp.StatusCode == http.StatusOK {
-			resp.Body.Close()
-			resp, err = client.Get("http://" + d.GatewayOpsAddr + "/readyz") // and the gateway in front
+		if time.Now().After(deadline) {
+			return fmt.Errorf("hansa devnet printed no banner within %v", timeout)
 		}
-		if err == nil && resp.StatusCode == http.StatusOK && !strings.Contains(d.Logs(), devnetBanner) {
-			// devnet.json gets the bound endpoints just before the banner.
-			resp.Body.Close()
-			last = "waiting for the banner"
-			time.Sleep(20 * time.Millisecond)
-			continue
-		}
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("hansa devnet not ready after %v (last /readyz: %s)", timeout, last)
+	data, err := os.ReadFile(filepath.Join(d.Dir, "devnet.json"))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, &d.Info); err != nil {
+		return fmt.Errorf("devnet.json: %w", err)
+	}
+	if len(d.Info.Nodes) == 0 {
+		return errors.New("devnet.json lists no nodes")
+	}
+	d.Nodes = d.Info.Nodes
+	if d.HTTPAddr == "" {
+		n := d.Nodes[0]
+		d.HTTPAddr = strings.TrimPrefix(n.RPC, "http://")
+		d.OpsAddr = strings.TrimPrefix(n.OpsURL(), "http://")
+		d.AdminAddr = strings.TrimPrefix(n.Admin, "http://")
+	}
+	var probes []string
+	for _, n := range d.Nodes {
+		if n.Metrics != "" {
+			probes = append(probes, n.OpsURL()+"/readyz")
+		}
+	}
+	if d.Info.RPC == d.GatewayURL() {
+		probes = append(probes, "http://"+d.GatewayOpsAddr+"/readyz")
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	for _, url := range probes {
+		last := "no answer"
+		for {
+			select {
+			case <-d.done:
+				return fmt.Errorf("hansa devnet exited before it was ready: %v", d.result)
+			default:
+			}
+			resp, err := client.Get(url)
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+				last = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
+			} else {
+				last = err.Error()
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("hansa devnet not ready after %v (last %s: %s)", timeout, url, last)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
 }
 
 // Exited reports whether the process has exited.

@@ -73,13 +73,17 @@ export class Devnet {
   }
 
   /**
-   * Starts `hansa devnet --dir DIR` on free ports and waits (up to timeoutMs)
-   * until GET /readyz answers 200. DIR is a new temporary directory unless given.
+   * Starts `hansa devnet --dir DIR --nodes N` (default 1) on free ports and waits (up to
+   * timeoutMs) until the node(s) and the gateway answer GET /readyz with 200. DIR is a new
+   * temporary directory unless given. With several nodes, `follower: true` points rpcUrl and
+   * wsUrl at a node that is not the Raft leader instead of the gateway.
    */
-  static async start(bin, { dir, timeoutMs = 60_000 } = {}) {
+  static async start(bin, { dir, timeoutMs = 60_000, nodes = 1, follower = false } = {}) {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await Devnet.#startOnce(bin, { dir, timeoutMs });
+        const d = await Devnet.#startOnce(bin, { dir, timeoutMs, nodes });
+        if (follower) await d.#useFollower();
+        return d;
       } catch (e) {
         // Another process may take a port between picking and binding it.
         if (attempt >= 3 || !String(e).includes("address already in use")) throw e;
@@ -87,7 +91,7 @@ export class Devnet {
     }
   }
 
-  static async #startOnce(bin, { dir, timeoutMs }) {
+  static async #startOnce(bin, { dir, timeoutMs, nodes }) {
     let tmpRoot = null;
     if (dir === undefined) {
       tmpRoot = mkdtempSync(join(tmpdir(), "hansa-e2e-"));
@@ -96,7 +100,7 @@ export class Devnet {
     const [http, ops, admin, gateway, gatewayOps] = await freePorts(5);
     const ports = { http, ops, admin, gateway, gatewayOps };
     const args = [
-      "devnet", "--dir", dir,
+      "devnet", "--dir", dir, "--nodes", String(nodes), "--port-base", "0",
       "--http", `127.0.0.1:${ports.http}`,
       "--ops", `127.0.0.1:${ports.ops}`,
       "--admin", `127.0.0.1:${ports.admin}`,
@@ -119,6 +123,16 @@ export class Devnet {
     }
     d.info = JSON.parse(readFileSync(join(dir, "devnet.json"), "utf8"));
     return d;
+  }
+
+  /** Points rpcUrl and wsUrl at a node that is not the Raft leader. */
+  async #useFollower() {
+    const leader = await waitForLeader(this.adminUrl);
+    const node = this.info.nodes.find((n) => n.id !== leader);
+    if (!node) throw new Error(`no follower among ${JSON.stringify(this.info.nodes)}`);
+    this.followerId = node.id;
+    this.rpcUrl = node.rpc;
+    this.wsUrl = node.ws;
   }
 
   async waitReady(timeoutMs) {
@@ -161,5 +175,26 @@ export class Devnet {
   /** Removes the temporary directory start created, if any (call after stop). */
   cleanup() {
     if (this.tmpRoot) rmSync(this.tmpRoot, { recursive: true, force: true });
+  }
+}
+
+/** Asks a node's admin API for the Raft leader until there is one; returns its id. */
+export async function waitForLeader(adminUrl, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(adminUrl, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "raft_leader", params: [] }),
+        signal: AbortSignal.timeout(2_000),
+      });
+      const { result } = await res.json();
+      if (result) return result;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`no Raft leader after ${timeoutMs} ms`);
+    await sleep(50);
   }
 }

@@ -38,7 +38,13 @@ async function mined(tx) {
   return receipt;
 }
 
-describe("hansa devnet with ethers v6", { timeout: 600_000 }, () => {
+// The whole flow runs twice: through the gateway of a one-node devnet, and
+// against a follower of a three-node cluster (writes forwarded to the
+// leader, reads and subscriptions served by the follower).
+for (const setup of [
+  { name: "one node, through the gateway", nodes: 1, follower: false },
+  { name: "three-node cluster, on a follower", nodes: 3, follower: true },
+]) describe(`hansa devnet with ethers v6: ${setup.name}`, { timeout: 600_000 }, () => {
   /** @type {Devnet} */
   let devnet;
   let bin;
@@ -54,7 +60,7 @@ describe("hansa devnet with ethers v6", { timeout: 600_000 }, () => {
   before(async () => {
     artifact = compileToken();
     bin = buildHansa();
-    devnet = await Devnet.start(bin);
+    devnet = await Devnet.start(bin, { nodes: setup.nodes, follower: setup.follower });
     provider = new JsonRpcProvider(devnet.rpcUrl, undefined, { cacheTimeout: -1, staticNetwork: true });
     const keys = devnet.info.accounts.map((a) => a.privateKey);
     assert.equal(keys.length, 10, "devnet.json lists 10 dev accounts");
