@@ -615,6 +615,11 @@ func (r *runner) blocks(ctx context.Context, from uint64, ats []time.Duration) i
 				return h.i
 			}
 		}
+		if len(rs) == 0 {
+			// Behind a load balancer the receipts may come from a node that
+			// does not have this block yet: read it again later.
+			return h.i
+		}
 		for _, rc := range rs {
 			r.mu.Lock()
 			idx, ok := r.pending[rc.TxHash]

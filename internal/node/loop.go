@@ -96,7 +96,7 @@ func (n *Node) maybeCut(ctx context.Context, timer *time.Timer) {
 	if len(txs) == 0 {
 		return
 	}
-	if wait := params.MinInterval.D() - time.Since(n.lastBlock); wait > 0 && !full(txs, params, maxGas) {
+	if wait := params.MinInterval.D() - time.Since(n.lastCut); wait > 0 && !full(txs, params, maxGas) {
 		timer.Reset(wait)
 		return
 	}
@@ -127,7 +127,9 @@ func (n *Node) maybeCut(ctx context.Context, timer *time.Timer) {
 		}
 		return
 	}
-	n.inFlight, n.inFlightTerm, n.inFlightAt = true, st.Term, time.Now()
+	// The interval runs from one cut to the next, so the time a block takes
+	// to commit and execute counts towards it.
+	n.inFlight, n.inFlightTerm, n.inFlightAt, n.lastCut = true, st.Term, time.Now(), time.Now()
 	n.lastProposal, n.lastData = p, data
 	n.metrics.buildSeconds.Observe(time.Since(start).Seconds())
 	n.logger.Debug("proposed block", "height", p.Number, "txs", len(txs))
@@ -204,7 +206,6 @@ func (n *Node) apply(ctx context.Context, e consensus.Entry) error {
 		n.cluster.metrics.applyDelay.Observe(time.Since(e.Committed).Seconds())
 	}
 	n.inFlight = false
-	n.lastBlock = time.Now()
 	n.lastProposal, n.lastData = nil, nil
 	return nil
 }

@@ -78,7 +78,7 @@ type Node struct {
 	recent  recentBlocks
 
 	// Set by the block loop only.
-	lastBlock    time.Time
+	lastCut      time.Time // when this member last proposed
 	inFlight     bool
 	inFlightTerm uint64    // the term the in-flight proposal was made in
 	inFlightAt   time.Time // when it was proposed
