@@ -82,7 +82,7 @@ type PeerConfig struct {
 func DefaultClusterConfig() ClusterConfig {
 	return ClusterConfig{
 		TickInterval: 50 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1,
-		SnapshotEntries: 10_000, KeepEntries: 5_000, ForwardTimeout: 5 * time.Second,
+		SnapshotEntries: 1_000, KeepEntries: 500, ForwardTimeout: 5 * time.Second,
 	}
 }
 

@@ -47,7 +47,7 @@ type Config struct {
 func DefaultConfig(id uint64, peers []uint64) Config {
 	return Config{ID: id, Peers: peers, TickInterval: 50 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1,
 		MaxSizePerMsg: 4 << 20, MaxInflightMsgs: 256, CommittedBuffer: 1024,
-		SnapshotEntries: 10_000, KeepEntries: 5_000}
+		SnapshotEntries: 1_000, KeepEntries: 500}
 }
 
 // Validate reports the first invalid setting.
