@@ -1,12 +1,10 @@
 package e2etest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -334,32 +332,18 @@ func (n *ClusterNode) launch() error {
 // waitReady waits until the member's /readyz answers 200, or its process
 // exits, or timeout passes.
 func (n *ClusterNode) waitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: 2 * time.Second}
-	url := n.OpsURL() + "/readyz"
-	last := "no answer"
-	for {
-		select {
-		case <-n.proc.done:
-			return fmt.Errorf("%s exited before it was ready (%v):\n%s", n.Name, n.proc.result, tailLines(n.RunLogs(), 50))
-		default:
-		}
-		resp, err := client.Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
-		} else {
-			last = err.Error()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %v (last %s: %s)", n.Name, timeout, url, last)
-		}
-		time.Sleep(50 * time.Millisecond)
+	err := waitOK(n.OpsURL()+"/readyz", time.Now().Add(timeout), n.proc.done, func() error {
+		return fmt.Errorf("%s exited before it was ready (%v):\n%s", n.Name, n.proc.result, tailLines(n.RunLogs(), 50))
+	})
+	select {
+	case <-n.proc.done:
+		return err // the exit, already described
+	default:
 	}
+	if err != nil {
+		return fmt.Errorf("%s not ready after %v (%w)", n.Name, timeout, err)
+	}
+	return nil
 }
 
 // Start starts the member's process again (with the same config file) and

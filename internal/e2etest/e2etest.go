@@ -313,33 +313,44 @@ func (d *Devnet) waitReady(timeout time.Duration) error {
 	if d.Info.RPC == d.GatewayURL() {
 		probes = append(probes, "http://"+d.GatewayOpsAddr+"/readyz")
 	}
-	client := &http.Client{Timeout: 2 * time.Second}
 	for _, url := range probes {
-		last := "no answer"
-		for {
-			select {
-			case <-d.done:
-				return fmt.Errorf("hansa devnet exited before it was ready: %v", d.result)
-			default:
-			}
-			resp, err := client.Get(url)
-			if err == nil {
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-				last = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
-			} else {
-				last = err.Error()
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("hansa devnet not ready after %v (last %s: %s)", timeout, url, last)
-			}
-			time.Sleep(50 * time.Millisecond)
+		err := waitOK(url, deadline, d.done, func() error {
+			return fmt.Errorf("hansa devnet exited before it was ready: %v", d.result)
+		})
+		if err != nil {
+			return fmt.Errorf("hansa devnet not ready after %v: %w", timeout, err)
 		}
 	}
 	return nil
+}
+
+// waitOK polls url until it answers 200 (nil), exited is closed (the error
+// of exitErr), or deadline passes (an error with the last answer).
+func waitOK(url string, deadline time.Time, exited <-chan struct{}, exitErr func() error) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	last := "no answer"
+	for {
+		select {
+		case <-exited:
+			return exitErr()
+		default:
+		}
+		resp, err := client.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("last %s: %s", url, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Exited reports whether the process has exited.
