@@ -91,12 +91,24 @@ func (n *Node) maybeCut(ctx context.Context, timer *time.Timer) {
 	}
 	params := n.genesis.Blocks
 	maxGas := n.genesis.MaxBlockGas()
+	pending, _ := n.pool.Stats()
+	if pending == 0 {
+		return
+	}
+	// Within the interval only a full block is cut; selecting transactions
+	// costs a heap walk over the senders, so do it only when it can matter
+	// (enough pending to fill a block by count, or by gas or size).
+	wait := params.MinInterval.D() - time.Since(n.lastCut)
+	if wait > 0 && pending < params.MaxTxs && uint64(pending)*minTxGas <= maxGas/2 {
+		timer.Reset(wait)
+		return
+	}
 	start := time.Now()
 	txs := n.pool.Pending(params.MaxTxs, maxGas, params.MaxBytes)
 	if len(txs) == 0 {
 		return
 	}
-	if wait := params.MinInterval.D() - time.Since(n.lastCut); wait > 0 && !full(txs, params, maxGas) {
+	if wait > 0 && !full(txs, params, maxGas) {
 		timer.Reset(wait)
 		return
 	}
@@ -139,6 +151,9 @@ func (n *Node) maybeCut(ctx context.Context, timer *time.Timer) {
 // committed before it proposes again.
 const proposalTimeout = 10 * time.Second
 
+// minTxGas is the least gas a transaction can use.
+const minTxGas = 21_000
+
 // full reports whether txs fill a block, so it should be cut at once.
 func full(txs types.Transactions, p chain.BlockParams, maxGas uint64) bool {
 	if len(txs) >= p.MaxTxs {
@@ -149,8 +164,7 @@ func full(txs types.Transactions, p chain.BlockParams, maxGas uint64) bool {
 		gas += tx.Gas()
 		size += tx.Size()
 	}
-	const smallestTx = 21_000
-	return gas+smallestTx > maxGas || size+128 > uint64(p.MaxBytes)
+	return gas+minTxGas > maxGas || size+128 > uint64(p.MaxBytes)
 }
 
 // apply executes one committed entry and stores the block it produces.
