@@ -183,6 +183,49 @@ func TestNodeCutsBlocksOnDemandAndSurvivesRestart(t *testing.T) {
 	}
 }
 
+// TestNodeCutsFullBlocksWithinTheInterval checks the cutting rules: after a
+// block, pending transactions wait for the minimum interval unless they fill
+// a block, which is cut at once.
+func TestNodeCutsFullBlocksWithinTheInterval(t *testing.T) {
+	const interval = 10 * time.Second
+	tn := newTestNet(t, func(g *chain.Genesis) {
+		g.Blocks.MinInterval = chain.Duration(interval)
+		g.Blocks.MaxTxs = 5
+	})
+	client, _, _ := tn.start(t)
+	ctx := t.Context()
+	first := tn.transfer(t, 0)
+	if err := client.SendTransaction(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitReceipt(t, client, first.Hash()) // an idle chain cuts at once
+	var batch []*types.Transaction
+	for i := uint64(1); i <= 4; i++ {
+		tx := tn.transfer(t, i)
+		if err := client.SendTransaction(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, tx)
+	}
+	time.Sleep(time.Second)
+	if n, _ := client.BlockNumber(ctx); n != 1 && time.Since(start) < interval {
+		t.Fatalf("4 transactions (block not full) were cut %s after the previous block, before the %s interval", time.Since(start), interval)
+	}
+	fifth := tn.transfer(t, 5)
+	if err := client.SendTransaction(ctx, fifth); err != nil {
+		t.Fatal(err)
+	}
+	r := waitReceipt(t, client, fifth.Hash())
+	if elapsed := time.Since(start); elapsed >= interval {
+		t.Fatalf("the full block came after %s, not before the %s interval", elapsed, interval)
+	}
+	b, err := client.BlockByNumber(ctx, r.BlockNumber)
+	if err != nil || len(b.Transactions()) != 5 {
+		t.Fatalf("block %v holds %d transactions (%v), want the full 5", r.BlockNumber, len(b.Transactions()), err)
+	}
+}
+
 func TestNodeRefusesForeignDatabaseAndNonMemberKey(t *testing.T) {
 	tn := newTestNet(t, nil)
 	_, _, stop := tn.start(t)
