@@ -174,7 +174,7 @@ func (c *cluster) forwardLoop(ctx context.Context) error {
 					break drain
 				}
 			}
-			c.send(ctx, batch)
+			c.send(ctx, batch) // callers get the verdicts
 			batch = batch[:0]
 			continue
 		case <-ticker.C:
@@ -203,7 +203,10 @@ func (c *cluster) forwardLoop(ctx context.Context) error {
 			for i, tx := range chunk {
 				reqs[i] = forwardReq{tx: tx}
 			}
-			c.send(ctx, reqs)
+			if !c.send(ctx, reqs) {
+				lastLeader = 0 // not delivered: try again at the next tick
+				break
+			}
 		}
 	}
 }
@@ -214,9 +217,10 @@ func (r forwardReq) finish(err error) {
 	}
 }
 
-// send forwards one batch, waiting up to the forward timeout for a leader.
-// Transactions this node leads for itself are already in its pool.
-func (c *cluster) send(ctx context.Context, batch []forwardReq) {
+// send forwards one batch, waiting up to the forward timeout for a leader,
+// and reports whether a leader took it. Transactions this node leads for
+// itself are already in its pool.
+func (c *cluster) send(ctx context.Context, batch []forwardReq) bool {
 	deadline := time.Now().Add(c.cfg.ForwardTimeout)
 	req := forwardRequest{Txs: make(types.Transactions, len(batch)), Senders: make([]common.Address, len(batch))}
 	for i, r := range batch {
@@ -228,7 +232,7 @@ func (c *cluster) send(ctx context.Context, batch []forwardReq) {
 		for _, r := range batch {
 			r.finish(err)
 		}
-		return
+		return false
 	}
 	for {
 		st := c.engine.Status()
@@ -237,7 +241,7 @@ func (c *cluster) send(ctx context.Context, batch []forwardReq) {
 			for _, r := range batch {
 				r.finish(nil)
 			}
-			return
+			return true
 		}
 		if st.LeaderID != 0 {
 			start := time.Now()
@@ -247,7 +251,7 @@ func (c *cluster) send(ctx context.Context, batch []forwardReq) {
 			c.metrics.forwardWait.Observe(time.Since(start).Seconds())
 			if err == nil {
 				c.results(batch, resp)
-				return
+				return true
 			}
 			c.logger.Debug("forward to leader failed", "leader", st.LeaderID, "txs", len(batch), "err", err)
 		}
@@ -259,7 +263,7 @@ func (c *cluster) send(ctx context.Context, batch []forwardReq) {
 				}
 				r.finish(ErrNoLeader)
 			}
-			return
+			return false
 		}
 		select {
 		case <-time.After(c.cfg.TickInterval / 2):
