@@ -283,6 +283,9 @@ func (n *Node) openCluster(genesis common.Hash) error {
 	}
 	n.engine = engine
 	n.cluster = newCluster(n, t, engine)
+	// Every committed entry is in the synced Raft log, in this database: a
+	// block lost to a crash is executed again from it.
+	n.db.DeferBlockSync()
 	return nil
 }
 

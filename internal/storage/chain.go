@@ -97,8 +97,10 @@ func (d *DB) CommitBlock(block *types.Block, receipts types.Receipts, applied ui
 	if err := batch.Write(); err != nil {
 		return fmt.Errorf("write block %d: %w", number, err)
 	}
-	if err := d.sync(); err != nil {
-		return fmt.Errorf("sync block %d: %w", number, err)
+	if !d.deferSync {
+		if err := d.sync(); err != nil {
+			return fmt.Errorf("sync block %d: %w", number, err)
+		}
 	}
 	d.newest = root
 	return nil
@@ -225,8 +227,19 @@ func (d *DB) SetAppliedIndex(index uint64) error {
 	if err := d.db.Put(appliedIndexKey, encodeUint64(index)); err != nil {
 		return err
 	}
+	if d.deferSync {
+		return nil
+	}
 	return d.sync()
 }
+
+// DeferBlockSync stops CommitBlock and SetAppliedIndex from syncing: for a
+// node whose consensus log, synced in the same database, already holds every
+// entry a block comes from. A crash may then lose the latest blocks together
+// with their applied index (one batch), and the log delivers those entries
+// again; the next sync of the log (or of state) makes them durable. Call it
+// before the first block is committed.
+func (d *DB) DeferBlockSync() { d.deferSync = true }
 
 func encodeUint64(v uint64) []byte {
 	return binary.BigEndian.AppendUint64(nil, v)

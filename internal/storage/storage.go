@@ -83,6 +83,8 @@ type DB struct {
 	// newest is the state root of the latest committed block; owned by the
 	// single writer (CommitBlock, KeepState, FlushState).
 	newest common.Hash
+	// deferSync leaves block batches to the next sync (DeferBlockSync).
+	deferSync bool
 }
 
 // OpenPebble opens (creating if needed) the Pebble database in dir.
