@@ -242,7 +242,6 @@ func runSchedule(t *testing.T, seed uint64) {
 		fresh(m.ID)
 	}
 	acked := map[common.Hash]uint64{} // transaction → the member that acknowledged it
-	excused := map[common.Hash]bool{}
 
 	submit := func(count int) {
 		failures := 0
@@ -267,24 +266,30 @@ func runSchedule(t *testing.T, seed uint64) {
 			acked[tx.Hash()] = m.ID
 		}
 	}
-	// A member's crash takes its pool with it: the transactions it
-	// acknowledged itself and that are not in a block yet are excused.
+	// A member's crash takes its pool with it, but one crash loses nothing
+	// acknowledged: a follower acknowledges only what the leader took, and
+	// the leader only what a follower holds a copy of. A transaction still
+	// out of a block through two crashes (of three members) may be gone.
+	exposure := map[common.Hash]int{}
+	excused := map[common.Hash]bool{}
 	crash := func(id uint64) {
-		c.Crash(id)
-		var witness *Member
-		if r := c.Running(); len(r) > 0 {
-			witness = r[0]
+		witness := c.Running()[0]
+		if witness.ID == id && len(c.Running()) > 1 {
+			witness = c.Running()[1]
 		}
-		for h, by := range acked {
-			if by != id {
+		for h := range acked {
+			if excused[h] {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			if _, err := witness.Client.TransactionReceipt(ctx, h); err != nil {
-				excused[h] = true
+				if exposure[h]++; exposure[h] >= 2 {
+					excused[h] = true
+				}
 			}
 			cancel()
 		}
+		c.Crash(id)
 	}
 	members := func() []uint64 {
 		var ids []uint64
@@ -353,7 +358,7 @@ func runSchedule(t *testing.T, seed uint64) {
 			want = append(want, h)
 		}
 	}
-	t.Logf("%d transactions acknowledged, %d excused by crashes", len(acked), len(excused))
+	t.Logf("%d transactions acknowledged, %d out of a block through two crashes", len(acked), len(excused))
 	c.Leader(15 * time.Second)
 	c.WaitConverged(60*time.Second, 0, want)
 }

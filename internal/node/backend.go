@@ -100,15 +100,20 @@ func (b *backend) FilterLogs(ctx context.Context, from, to uint64, addresses []c
 	return logs, err
 }
 
-// SendTransaction admits tx to this node's pool and, on a follower,
-// forwards it to the leader and answers with the leader's verdict.
+// SendTransaction admits tx to this node's pool. On a follower it forwards
+// it to the leader and answers with the leader's verdict; on the leader it
+// answers once a follower holds a copy, so that no single crash loses it.
 func (b *backend) SendTransaction(ctx context.Context, tx *types.Transaction) error {
 	if err := b.pool.Add(tx); err != nil {
 		return err
 	}
-	if b.cluster == nil || b.engine.Status().IsLeader() {
+	if b.cluster == nil {
 		(*Node)(b).wake()
 		return nil
+	}
+	if b.engine.Status().IsLeader() {
+		(*Node)(b).wake()
+		return b.cluster.keep(ctx, tx)
 	}
 	return b.cluster.submit(ctx, tx)
 }

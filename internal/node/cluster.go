@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -23,6 +24,7 @@ import (
 // Node-to-node call methods.
 const (
 	methodTxs    = "txs/v1"    // forward transactions to the leader
+	methodPool   = "pool/v1"   // copy the leader's own transactions to a follower's pool
 	methodBlocks = "blocks/v1" // fetch committed blocks
 )
 
@@ -37,6 +39,11 @@ const (
 // leader within the forward timeout (an election is in progress or this
 // node is cut off). It is safe to retry.
 var ErrNoLeader = errors.New("no leader: the cluster is electing one or this node cannot reach it; retry shortly")
+
+// ErrNoQuorum is returned to a client of a leader that could not copy the
+// transaction to any follower: it is cut off from the cluster (and cannot
+// commit). It is safe to retry.
+var ErrNoQuorum = errors.New("no quorum: this node cannot reach the other members; retry shortly")
 
 // checkpointData is what a Raft snapshot carries: the block the log up to
 // the snapshot's index produced. A member that receives the snapshot
@@ -66,6 +73,7 @@ type cluster struct {
 	cfg     ClusterConfig
 	logger  *slog.Logger
 	forward chan forwardReq
+	copies  chan forwardReq // the leader's own transactions, for the followers' pools
 	metrics *clusterMetrics
 	signer  types.Signer // the txpool's
 }
@@ -77,6 +85,7 @@ type forwardReq struct {
 
 type clusterMetrics struct {
 	forwarded   *prometheus.CounterVec
+	copied      *prometheus.CounterVec
 	synced      prometheus.Counter
 	applyDelay  prometheus.Histogram
 	syncing     prometheus.Gauge
@@ -87,6 +96,8 @@ func newClusterMetrics(reg prometheus.Registerer) *clusterMetrics {
 	m := &clusterMetrics{
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hansa_cluster_forwarded_transactions_total",
 			Help: "Transactions this node forwarded to the leader, by result (ok, rejected, failed)."}, []string{"result"}),
+		copied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hansa_cluster_copied_transactions_total",
+			Help: "The leader's own transactions copied to a follower's pool before acknowledging them, by result (ok, failed)."}, []string{"result"}),
 		synced: prometheus.NewCounter(prometheus.CounterOpts{Name: "hansa_cluster_synced_blocks_total",
 			Help: "Blocks fetched from peers and re-executed while catching up from a snapshot."}),
 		applyDelay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hansa_raft_commit_apply_seconds",
@@ -97,15 +108,16 @@ func newClusterMetrics(reg prometheus.Registerer) *clusterMetrics {
 			Help: "Time to forward a batch of transactions to the leader.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.forwarded, m.synced, m.applyDelay, m.syncing, m.forwardWait)
+		reg.MustRegister(m.forwarded, m.copied, m.synced, m.applyDelay, m.syncing, m.forwardWait)
 	}
 	return m
 }
 
 func newCluster(n *Node, t transport.Transport, engine *raft.Engine) *cluster {
 	c := &cluster{n: n, t: t, engine: engine, cfg: n.cfg.Cluster, logger: n.logger.With("component", "cluster"),
-		forward: make(chan forwardReq, 4096), metrics: newClusterMetrics(n.reg), signer: types.LatestSigner(n.config)}
+		forward: make(chan forwardReq, 4096), copies: make(chan forwardReq, 4096), metrics: newClusterMetrics(n.reg), signer: types.LatestSigner(n.config)}
 	t.Handle(methodTxs, c.serveTxs)
+	t.Handle(methodPool, c.servePool)
 	t.Handle(methodBlocks, c.serveBlocks)
 	return c
 }
@@ -127,7 +139,114 @@ func (c *cluster) run(ctx context.Context) error {
 			}
 		}
 	}()
+	go c.copyLoop(ctx)
 	return c.forwardLoop(ctx)
+}
+
+// keep makes a transaction the leader accepted from its own client survive
+// the leader: it returns once a follower holds it in its pool (or no
+// follower answered within the forward timeout), so that the followers
+// forward it to the next leader if this one dies before proposing it.
+func (c *cluster) keep(ctx context.Context, tx *types.Transaction) error {
+	req := forwardReq{tx: tx, done: make(chan error, 1)}
+	select {
+	case c.copies <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// copyLoop batches the leader's own transactions to every follower and
+// releases each batch once one follower has it.
+func (c *cluster) copyLoop(ctx context.Context) {
+	for {
+		var batch []forwardReq
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-c.copies:
+			batch = append(batch, r)
+		}
+	drain:
+		for len(batch) < maxForwardBatch {
+			select {
+			case r := <-c.copies:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		if c.copyBatch(ctx, batch) {
+			for _, r := range batch {
+				r.finish(nil)
+			}
+			continue
+		}
+		// No follower answered: this leader is cut off (it cannot commit
+		// either) and a crash would lose the transactions, so refuse them.
+		for _, r := range batch {
+			c.n.pool.Remove(r.tx.Hash())
+			r.finish(ErrNoQuorum)
+		}
+	}
+}
+
+// copyBatch sends batch to every follower's pool and reports whether one
+// of them took it within the forward timeout.
+func (c *cluster) copyBatch(ctx context.Context, batch []forwardReq) bool {
+	data, err := c.encodeBatch(batch)
+	if err != nil {
+		c.logger.Error("encode transactions for followers", "err", err)
+		return false
+	}
+	// The calls outlive this function: one follower's answer releases the
+	// batch, the others still get their copy.
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
+	held := make(chan error, len(c.n.genesis.Members))
+	var calls sync.WaitGroup
+	asked := 0
+	for _, m := range c.n.genesis.Members {
+		if m.ID == c.n.id {
+			continue
+		}
+		asked++
+		calls.Go(func() {
+			_, err := c.t.Call(ctx, m.ID, methodPool, data)
+			held <- err
+		})
+	}
+	go func() { calls.Wait(); cancel() }()
+	var errs []error
+	for range asked {
+		err := <-held
+		if err == nil {
+			c.metrics.copied.WithLabelValues("ok").Add(float64(len(batch)))
+			return true // one follower holds it: the rest finish in the background
+		}
+		errs = append(errs, err)
+	}
+	c.metrics.copied.WithLabelValues("failed").Add(float64(len(batch)))
+	c.logger.Warn("no follower took a copy of the leader's transactions; refusing them", "txs", len(batch), "err", errors.Join(errs...))
+	return false
+}
+
+// servePool adds the leader's own transactions to this follower's pool,
+// from where they are forwarded to the next leader if the current one dies.
+func (c *cluster) servePool(_ context.Context, from uint64, req []byte) ([]byte, error) {
+	txs, err := c.decodeBatch(req)
+	if err != nil {
+		return nil, err
+	}
+	for _, tx := range txs {
+		_ = c.n.pool.Add(tx) // "already known" and the like are fine
+	}
+	return nil, nil
 }
 
 // submit forwards tx to the leader and waits for its verdict. The
@@ -222,12 +341,7 @@ func (r forwardReq) finish(err error) {
 // itself are already in its pool.
 func (c *cluster) send(ctx context.Context, batch []forwardReq) bool {
 	deadline := time.Now().Add(c.cfg.ForwardTimeout)
-	req := forwardRequest{Txs: make(types.Transactions, len(batch)), Senders: make([]common.Address, len(batch))}
-	for i, r := range batch {
-		req.Txs[i] = r.tx
-		req.Senders[i], _ = types.Sender(c.signer, r.tx) // cached by the pool
-	}
-	data, err := rlp.EncodeToBytes(&req)
+	data, err := c.encodeBatch(batch)
 	if err != nil {
 		for _, r := range batch {
 			r.finish(err)
@@ -299,21 +413,39 @@ func (c *cluster) results(batch []forwardReq, resp []byte) {
 	}
 }
 
-// serveTxs admits forwarded transactions into the leader's pool; the
-// response holds one verdict per transaction ("" for accepted).
-func (c *cluster) serveTxs(_ context.Context, from uint64, req []byte) ([]byte, error) {
+// encodeBatch encodes transactions with their senders (cached by the pool).
+func (c *cluster) encodeBatch(batch []forwardReq) ([]byte, error) {
+	req := forwardRequest{Txs: make(types.Transactions, len(batch)), Senders: make([]common.Address, len(batch))}
+	for i, r := range batch {
+		req.Txs[i] = r.tx
+		req.Senders[i], _ = types.Sender(c.signer, r.tx)
+	}
+	return rlp.EncodeToBytes(&req)
+}
+
+// decodeBatch decodes what encodeBatch encoded and caches the senders.
+func (c *cluster) decodeBatch(req []byte) (types.Transactions, error) {
 	var fr forwardRequest
 	if err := rlp.DecodeBytes(req, &fr); err != nil {
 		return nil, fmt.Errorf("decode forwarded transactions: %w", err)
 	}
-	txs := fr.Txs
-	if len(txs) > maxForwardBatch {
-		return nil, fmt.Errorf("%d forwarded transactions; at most %d per call", len(txs), maxForwardBatch)
+	if len(fr.Txs) > maxForwardBatch {
+		return nil, fmt.Errorf("%d forwarded transactions; at most %d per call", len(fr.Txs), maxForwardBatch)
 	}
-	if len(fr.Senders) == len(txs) {
-		for i, tx := range txs {
+	if len(fr.Senders) == len(fr.Txs) {
+		for i, tx := range fr.Txs {
 			execution.PresetSender(c.signer, tx, fr.Senders[i])
 		}
+	}
+	return fr.Txs, nil
+}
+
+// serveTxs admits forwarded transactions into the leader's pool; the
+// response holds one verdict per transaction ("" for accepted).
+func (c *cluster) serveTxs(_ context.Context, from uint64, req []byte) ([]byte, error) {
+	txs, err := c.decodeBatch(req)
+	if err != nil {
+		return nil, err
 	}
 	verdicts := make([]string, len(txs))
 	for i, tx := range txs {
