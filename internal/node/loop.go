@@ -234,6 +234,9 @@ func (n *Node) store(res *execution.Result, index uint64) error {
 	n.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	block := res.Block
 	n.recent.add(block)
+	if n.cluster != nil {
+		n.cluster.included(block)
+	}
 	n.head.Store(block.Header())
 
 	st, err := n.db.StateAt(block.Root())
