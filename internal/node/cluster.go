@@ -153,13 +153,24 @@ func (c *cluster) run(ctx context.Context) error {
 }
 
 // keep makes a transaction the leader accepted from its own client survive
-// the leader: it returns once a follower holds it in its pool (or no
-// follower answered within the forward timeout), so that the followers
-// forward it to the next leader if this one dies before proposing it.
+// the leader: it returns nil once a follower holds a copy (which it hands to
+// the next leader if this one dies before proposing it), or ErrNoQuorum when
+// no follower took it within the forward timeout.
 func (c *cluster) keep(ctx context.Context, tx *types.Transaction) error {
+	return enqueue(ctx, c.copies, tx)
+}
+
+// submit forwards tx to the leader and waits for its verdict. The
+// transaction is already in this node's pool.
+func (c *cluster) submit(ctx context.Context, tx *types.Transaction) error {
+	return enqueue(ctx, c.forward, tx)
+}
+
+// enqueue hands tx to the loop reading ch and waits for its answer.
+func enqueue(ctx context.Context, ch chan<- forwardReq, tx *types.Transaction) error {
 	req := forwardReq{tx: tx, done: make(chan error, 1)}
 	select {
-	case c.copies <- req:
+	case ch <- req:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -171,8 +182,21 @@ func (c *cluster) keep(ctx context.Context, tx *types.Transaction) error {
 	}
 }
 
-// copyLoop batches the leader's own transactions to every follower and
-// releases each batch once one follower has it.
+// drain appends to batch what ch holds right now, up to a full batch.
+func drain(ch <-chan forwardReq, batch []forwardReq) []forwardReq {
+	for len(batch) < maxForwardBatch {
+		select {
+		case r := <-ch:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// copyLoop batches the leader's own transactions to a follower and releases
+// each batch once one follower has it.
 func (c *cluster) copyLoop(ctx context.Context) {
 	for {
 		var batch []forwardReq
@@ -180,16 +204,7 @@ func (c *cluster) copyLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case r := <-c.copies:
-			batch = append(batch, r)
-		}
-	drain:
-		for len(batch) < maxForwardBatch {
-			select {
-			case r := <-c.copies:
-				batch = append(batch, r)
-			default:
-				break drain
-			}
+			batch = drain(c.copies, append(batch, r))
 		}
 		// One batch at a time: what arrives meanwhile makes the next batch
 		// larger (measured: 8 batches in flight cost a quarter of the
@@ -303,23 +318,6 @@ func (c *cluster) takeStandby() []*types.Transaction {
 	return out
 }
 
-// submit forwards tx to the leader and waits for its verdict. The
-// transaction is already in this node's pool.
-func (c *cluster) submit(ctx context.Context, tx *types.Transaction) error {
-	req := forwardReq{tx: tx, done: make(chan error, 1)}
-	select {
-	case c.forward <- req:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // forwardLoop batches transactions for the leader. When the leader changes,
 // every transaction still in this node's pool is forwarded again, so one
 // accepted here survives the loss of the leader it first reached (nonces
@@ -337,16 +335,7 @@ func (c *cluster) forwardLoop(ctx context.Context) error {
 			}
 			return nil
 		case r := <-c.forward:
-			batch = append(batch[:0], r)
-		drain:
-			for len(batch) < maxForwardBatch {
-				select {
-				case r := <-c.forward:
-					batch = append(batch, r)
-				default:
-					break drain
-				}
-			}
+			batch = drain(c.forward, append(batch[:0], r))
 			c.send(ctx, batch) // callers get the verdicts
 			batch = batch[:0]
 			continue
