@@ -353,13 +353,28 @@ func TestDevnetNodeFailureIsNamed(t *testing.T) {
 		t.Run(fmt.Sprintf("nodes=%d", n), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "devnet")
 			devnetInit(t, dir, "--nodes", strconv.Itoa(n), "--port-base", "0")
-			victim := loadDevnetConfigs(t, dir, n)[n-1]
+			cfgs := loadDevnetConfigs(t, dir, n)
+			victim := cfgs[n-1]
 			ln, err := net.Listen("tcp", victim.HTTPAddr) // take the last node's JSON-RPC port
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer ln.Close()
+			// Free ports for the gateway that the nodes did not get too (the
+			// OS may hand out a port again once it was released).
+			taken := map[string]bool{}
+			for _, c := range cfgs {
+				for _, a := range []string{c.HTTPAddr, c.OpsAddr, c.AdminAddr, c.Cluster.ListenAddr} {
+					taken[a] = true
+				}
+			}
 			gw := e2etest.FreeAddrs(t, 2)
+			for try := 0; taken[gw[0]] || taken[gw[1]]; try++ {
+				if try == 10 {
+					t.Fatalf("no free gateway ports apart from the nodes' %v", taken)
+				}
+				gw = e2etest.FreeAddrs(t, 2)
+			}
 			var out bytes.Buffer
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()

@@ -199,8 +199,10 @@ func startRetry(tb testing.TB, bin, dir string, opts Options, pinNode1 bool) *De
 			return d
 		}
 		lastErr = err
-		if !strings.Contains(err.Error(), "address already in use") {
-			break // only a lost port race is worth another try
+		// Only a lost port race is worth another try: a port taken since it
+		// was picked, or one the devnet picked that equals one picked here.
+		if !strings.Contains(err.Error(), "address already in use") && !strings.Contains(err.Error(), "both want") {
+			break
 		}
 		if created {
 			// The new devnet recorded the lost port: create it afresh.
