@@ -86,7 +86,9 @@ func (n *Node) maybeCut(ctx context.Context, timer *time.Timer) {
 	}
 	// A new leader first applies every entry committed before it took
 	// over, so that it proposes on top of the latest block.
-	if n.inFlight || n.diverged.Load() || n.syncing.Load() || !st.IsLeader() || st.Applied < st.Commit {
+	// (The engine counts a new leader's empty entry as applied at once, so
+	// entries still waiting in the channel are checked too.)
+	if n.inFlight || n.diverged.Load() || n.syncing.Load() || !st.IsLeader() || st.Applied < st.Commit || len(n.engine.Committed()) > 0 {
 		return
 	}
 	params := n.genesis.Blocks
