@@ -50,11 +50,8 @@ func devnetFlags(name string, args []string, stderr io.Writer) (*devnetOptions, 
 	} {
 		fs.Lookup(name).Usage = usage
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("%s: unexpected arguments %v", name, fs.Args())
 	}
 	var configSet bool
 	fs.Visit(func(f *flag.Flag) {

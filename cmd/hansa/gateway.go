@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"io"
 	"log/slog"
@@ -55,11 +54,8 @@ func (f *gatewayFlags) load() (gateway.Config, error) {
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("gateway", stderr)
 	flags := addGatewayFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return errors.New("gateway: unexpected arguments")
 	}
 	cfg, err := flags.load()
 	if err != nil {

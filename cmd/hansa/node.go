@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"io"
 	"log/slog"
@@ -50,11 +49,8 @@ func (f *nodeFlags) load() (node.Config, error) {
 func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("node", stderr)
 	flags := addNodeFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return errors.New("node: unexpected arguments")
 	}
 	cfg, err := flags.load()
 	if err != nil {

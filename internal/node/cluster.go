@@ -305,16 +305,21 @@ func (c *cluster) included(block *types.Block) {
 	c.metrics.standby.Set(float64(len(c.standby)))
 }
 
-// takeStandby empties the standby store, returning its transactions.
-func (c *cluster) takeStandby() []*types.Transaction {
+// standbyTxs returns the standby store's transactions; with take it also
+// empties the store (when they move into this member's own pool). Copies
+// forwarded to a new leader stay until a block includes them, so a forward
+// that fails loses nothing.
+func (c *cluster) standbyTxs(take bool) []*types.Transaction {
 	c.standbyMu.Lock()
 	defer c.standbyMu.Unlock()
 	out := make([]*types.Transaction, 0, len(c.standby))
 	for _, st := range c.standby {
 		out = append(out, st.tx)
 	}
-	clear(c.standby)
-	c.metrics.standby.Set(0)
+	if take {
+		clear(c.standby)
+		c.metrics.standby.Set(0)
+	}
 	return out
 }
 
@@ -352,7 +357,7 @@ func (c *cluster) forwardLoop(ctx context.Context) error {
 		if st.IsLeader() {
 			// The copies of the old leader's transactions are this member's
 			// to propose now.
-			if txs := sortForAdmission(c.takeStandby(), c.signer); len(txs) > 0 {
+			if txs := sortForAdmission(c.standbyTxs(true), c.signer); len(txs) > 0 {
 				c.logger.Info("became leader; pooling the previous leader's transactions", "txs", len(txs))
 				for _, tx := range txs {
 					_ = c.n.pool.Add(tx) // already included or known: fine
@@ -362,7 +367,7 @@ func (c *cluster) forwardLoop(ctx context.Context) error {
 			continue
 		}
 		pending, queued := c.n.pool.Content()
-		txs := c.takeStandby()
+		txs := c.standbyTxs(false)
 		for _, m := range []map[common.Address][]*types.Transaction{pending, queued} {
 			for _, list := range m {
 				txs = append(txs, list...)

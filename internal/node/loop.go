@@ -290,10 +290,13 @@ func (n *Node) decode(e consensus.Entry) (*chain.Proposal, error) {
 // is the same block, then records the snapshot's index as applied.
 func (n *Node) applySnapshot(ctx context.Context, e consensus.Entry) error {
 	var cp checkpointData
-	if err := rlp.DecodeBytes(e.Data, &cp); err != nil {
-		return fmt.Errorf("snapshot at index %d carries undecodable data: %w", e.Index, err)
-	}
 	if n.diverged.Load() {
+		return nil
+	}
+	if err := rlp.DecodeBytes(e.Data, &cp); err != nil {
+		// Members write checkpoints; one this node cannot read means its
+		// log or software differs: stop applying, keep serving reads.
+		n.diverge(n.head.Load().Number.Uint64(), n.head.Load(), common.Hash{}, e.Index, fmt.Sprintf("undecodable snapshot data: %v", err))
 		return nil
 	}
 	if head := n.head.Load(); head.Number.Uint64() < cp.Height {
