@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -30,6 +32,8 @@ type devnetFile struct {
 	Nodes    []devnetNode    `json:"nodes"`
 	Mnemonic string          `json:"mnemonic"`
 	Accounts []devnetAccount `json:"accounts"`
+	// JoinToken admits more nodes: hansa node --join CLUSTER_ADDR --join-token TOKEN.
+	JoinToken string `json:"joinToken,omitempty"`
 }
 
 type devnetGateway struct {
@@ -196,8 +200,16 @@ func initDevnet(dir string, n, base int) (*devnetFile, error) {
 		return nil, err
 	}
 
+	if n > 1 {
+		token := make([]byte, 16)
+		if _, err := rand.Read(token); err != nil {
+			return nil, err
+		}
+		d.JoinToken = hex.EncodeToString(token)
+	}
 	for i, m := range g.Members {
 		cfg := devnetNodeConfig(addrs, i)
+		cfg.Cluster.JoinToken, cfg.Cluster.Name = d.JoinToken, m.Name
 		nodeDir := filepath.Join(dir, m.Name)
 		configPath := filepath.Join(nodeDir, "config.toml")
 		if err := node.WriteConfig(configPath, cfg); err != nil {
@@ -220,8 +232,8 @@ func devnetNodeConfig(addrs []devnetListen, i int) node.Config {
 	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.Genesis, cfg.NodeKey = "data", filepath.Join("..", "genesis.json"), "nodekey"
 	cfg.HTTPAddr, cfg.OpsAddr, cfg.AdminAddr = addrs[i].http, addrs[i].ops, addrs[i].admin
-	cfg.Cluster.ListenAddr = addrs[i].cluster
 	if len(addrs) > 1 {
+		cfg.Cluster.ListenAddr = addrs[i].cluster
 		for j, a := range addrs {
 			if j != i {
 				cfg.Cluster.Peers = append(cfg.Cluster.Peers, node.PeerConfig{ID: uint64(j + 1), Addr: a.cluster})

@@ -36,6 +36,10 @@ Usage:
   hansa node --config FILE [flags]                run a node
   hansa keys new [--out FILE]                     create a secp256k1 key and print its address
   hansa genesis --out FILE [flags]                write a genesis file
+  hansa node --join ADDR --join-token T ...       join a running cluster (as a learner; promoted when caught up)
+  hansa node --bootstrap-expect N --peers A,B ...  form a new cluster of N fresh nodes
+  hansa cluster status|remove|promote|demote      see and change the membership (--admin URL)
+  hansa leave --admin URL                         take a node out of its cluster
   hansa gateway --config FILE                     run the health-aware JSON-RPC gateway
   hansa bench --rpc URL --key KEY ...             measure an Ethereum JSON-RPC endpoint
   hansa version                                   print the version
@@ -68,6 +72,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "gateway":
 		return runGateway(ctx, args[1:], stdout, stderr)
+	case "cluster":
+		return runCluster(ctx, args[1:], stdout, stderr)
+	case "leave":
+		return runLeave(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, version.ClientVersion())
 		return nil

@@ -180,15 +180,24 @@ func ReadGenesis(path string) (*Genesis, error) {
 	if err != nil {
 		return nil, err
 	}
+	g, err := ParseGenesis(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return g, nil
+}
+
+// ParseGenesis decodes and validates genesis JSON.
+func ParseGenesis(data []byte) (*Genesis, error) {
 	g := new(Genesis)
 	if err := json.Unmarshal(data, g); err != nil {
-		return nil, fmt.Errorf("parse genesis %s: %w", path, err)
+		return nil, fmt.Errorf("parse genesis: %w", err)
 	}
 	if g.Alloc == nil {
 		g.Alloc = map[common.Address]Account{}
 	}
 	if err := g.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	return g, nil
 }

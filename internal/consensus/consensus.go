@@ -11,6 +11,7 @@ package consensus
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -32,6 +33,24 @@ type Entry struct {
 	Data      []byte    // the proposal bytes, or the snapshot's checkpoint data
 	Snapshot  bool      // a snapshot rather than one entry
 	Committed time.Time // when the engine learnt the entry was committed
+	// Config is set on a membership change entry (Data is the change's
+	// context, as proposed) and on a snapshot: the membership in force
+	// after it.
+	Config *Config
+}
+
+// Config is the cluster's membership as the engine applies it.
+type Config struct {
+	Voters   []uint64
+	Learners []uint64
+	// Rejected is set on a change entry the engine refused to apply (it
+	// would have removed the last voter): the membership is unchanged.
+	Rejected bool
+}
+
+// Has reports whether id is a voter or a learner.
+func (c *Config) Has(id uint64) bool {
+	return c != nil && (slices.Contains(c.Voters, id) || slices.Contains(c.Learners, id))
 }
 
 // Status is a snapshot of the engine's view of the cluster.

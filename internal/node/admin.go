@@ -2,7 +2,6 @@ package node
 
 import (
 	"net/http"
-	"slices"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
@@ -53,6 +52,11 @@ func newAdminHandler(n *Node) (http.Handler, error) {
 	if err := srv.RegisterName("raft", &raftAPI{n: n}); err != nil {
 		return nil, err
 	}
+	if n.members != nil {
+		if err := srv.RegisterName("membership", &membershipAPI{n: n}); err != nil {
+			return nil, err
+		}
+	}
 	if n.cluster != nil && n.cfg.Cluster.FaultInjection {
 		if b, ok := n.cluster.t.(blocker); ok {
 			n.logger.Warn("fault injection is on: the admin API can cut this node's links (for tests only)")
@@ -72,7 +76,7 @@ type ClusterMember struct {
 	ID      uint64         `json:"id"`
 	Name    string         `json:"name"`
 	Address common.Address `json:"address"`
-	Addr    string         `json:"addr,omitempty"` // cluster address, as configured on this node
+	Addr    string         `json:"addr,omitempty"` // cluster address (advertised, else configured on this node)
 	Role    string         `json:"role"`           // voter or learner
 	Leader  bool           `json:"leader"`
 	Self    bool           `json:"self"`
@@ -81,22 +85,25 @@ type ClusterMember struct {
 // Cluster lists the members.
 func (a *raftAPI) Cluster() []ClusterMember {
 	st := a.n.engine.Status()
-	addrs := map[uint64]string{}
-	for _, p := range a.n.cfg.Cluster.Peers {
-		addrs[p.ID] = p.Addr
-	}
-	addrs[a.n.id] = a.n.cfg.Cluster.ListenAddr
-	var learners []uint64
-	if a.n.cluster != nil {
-		learners = a.n.cluster.engine.Detail().Learners
-	}
-	out := make([]ClusterMember, 0, len(a.n.genesis.Members))
-	for _, m := range a.n.genesis.Members {
-		role := "voter"
-		if slices.Contains(learners, m.ID) {
-			role = "learner"
+	if a.n.members == nil {
+		out := make([]ClusterMember, 0, len(a.n.genesis.Members))
+		for _, m := range a.n.genesis.Members {
+			out = append(out, ClusterMember{ID: m.ID, Name: m.Name, Address: m.Address, Role: "voter", Leader: m.ID == st.LeaderID, Self: m.ID == a.n.id})
 		}
-		out = append(out, ClusterMember{ID: m.ID, Name: m.Name, Address: m.Address, Addr: addrs[m.ID], Role: role,
+		return out
+	}
+	configured := map[uint64]string{}
+	for _, p := range a.n.cfg.Cluster.Peers {
+		configured[p.ID] = p.Addr
+	}
+	reg := a.n.registry()
+	out := make([]ClusterMember, 0, len(reg.Members))
+	for _, m := range reg.Members {
+		addr := m.Addr
+		if addr == "" {
+			addr = configured[m.ID]
+		}
+		out = append(out, ClusterMember{ID: m.ID, Name: m.Name, Address: m.Address, Addr: addr, Role: reg.role(m.ID),
 			Leader: m.ID == st.LeaderID, Self: m.ID == a.n.id})
 	}
 	return out

@@ -53,6 +53,9 @@ var ErrNoQuorum = errors.New("no quorum: this node cannot reach the other member
 type checkpointData struct {
 	Height uint64
 	Hash   common.Hash
+	// Members is the membership record (without Self) at the snapshot's
+	// index, so a member restoring it knows every other member's address.
+	Members []byte `rlp:"optional"`
 }
 
 type blocksRequest struct {
@@ -235,11 +238,16 @@ func (c *cluster) copyBatch(ctx context.Context, batch []forwardReq) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
+	// Voters first: one of them, not a learner, becomes the next leader.
+	reg := c.n.registry()
 	var followers []uint64
-	for _, m := range c.n.genesis.Members {
-		if m.ID != c.n.id {
-			followers = append(followers, m.ID)
+	for _, id := range append(slices.Clone(reg.Voters), reg.Learners...) {
+		if id != c.n.id {
+			followers = append(followers, id)
 		}
+	}
+	if len(followers) == 0 {
+		return true // a single voter: its own log is the quorum
 	}
 	var errs []error
 	first := int(c.nextCopy.Add(1))
@@ -584,7 +592,7 @@ func (c *cluster) fetchBlocks(ctx context.Context, from, count uint64) ([]*types
 		return nil, 0, err
 	}
 	peers := []uint64{c.engine.Status().LeaderID}
-	for _, m := range c.n.genesis.Members {
+	for _, m := range c.n.registry().Members {
 		if m.ID != c.n.id && m.ID != peers[0] {
 			peers = append(peers, m.ID)
 		}

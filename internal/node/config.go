@@ -1,13 +1,17 @@
 package node
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/hansa-chain/hansa/internal/rpc"
 	"github.com/hansa-chain/hansa/internal/storage"
@@ -69,6 +73,52 @@ type ClusterConfig struct {
 	// FaultInjection enables the admin methods that cut links to peers.
 	// For tests of partitions only; never in production.
 	FaultInjection bool `toml:"fault_injection"`
+
+	// Name is this member's name in the membership (default "nodeN").
+	Name string `toml:"name"`
+	// AdvertiseAddr is the cluster address other members dial (default:
+	// the bound listen address, unless it is a wildcard such as 0.0.0.0).
+	AdvertiseAddr string `toml:"advertise_addr"`
+	// AdvertiseRPC is this node's public JSON-RPC URL, published in the
+	// membership for gateways (default: http:// and the bound http_addr,
+	// unless it is a wildcard).
+	AdvertiseRPC string `toml:"advertise_rpc"`
+
+	// Join lists members' cluster addresses (host:port) to ask for
+	// admission when this node is not a member yet; any one is enough.
+	Join []string `toml:"join"`
+	// JoinToken is the shared secret a joining node presents; members
+	// refuse joins when it is empty.
+	JoinToken string `toml:"join_token"`
+	// AllowedKeys, when set, are the only node addresses allowed to join.
+	AllowedKeys []common.Address `toml:"allowed_keys"`
+	// GenesisHash lets a joining node without a genesis file fetch it from
+	// the member it joins through; the fetched genesis must hash to it.
+	GenesisHash string `toml:"genesis_hash"`
+	// BootstrapExpect forms a new cluster of that many fresh nodes: each
+	// waits until BootstrapPeers shows that many and all agree, then the
+	// members are numbered in order of node address.
+	BootstrapExpect int      `toml:"bootstrap_expect"`
+	BootstrapPeers  []string `toml:"bootstrap_peers"`
+
+	// TargetVoters is the number of voters the leader promotes caught-up
+	// learners towards (odd counts preferred); -1 turns automatic changes
+	// off.
+	TargetVoters int `toml:"target_voters"`
+	// A learner is promoted once it stayed within PromoteMaxLag entries of
+	// the leader for PromoteAfter.
+	PromoteAfter  time.Duration `toml:"promote_after"`
+	PromoteMaxLag uint64        `toml:"promote_max_lag"`
+	// DeadAfter is how long a voter may be unreachable before it is
+	// reported dead (status, metric, webhook); with ReplaceDead a caught-up
+	// learner replaces it.
+	DeadAfter   time.Duration `toml:"dead_after"`
+	ReplaceDead bool          `toml:"replace_dead"`
+	// AlertWebhook receives membership alerts as Slack-compatible JSON.
+	AlertWebhook string `toml:"alert_webhook"`
+	// LeaveDrain is how long a leaving node stays unready, so gateways stop
+	// sending it traffic, before it asks to be removed.
+	LeaveDrain time.Duration `toml:"leave_drain"`
 }
 
 // PeerConfig is one other member's cluster address.
@@ -83,6 +133,8 @@ func DefaultClusterConfig() ClusterConfig {
 	return ClusterConfig{
 		TickInterval: 50 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1,
 		SnapshotEntries: 1_000, KeepEntries: 500, ForwardTimeout: 5 * time.Second,
+		TargetVoters: 3, PromoteAfter: 5 * time.Second, PromoteMaxLag: 100, DeadAfter: 30 * time.Second,
+		LeaveDrain: 2 * time.Second,
 	}
 }
 
@@ -97,6 +149,25 @@ func (c *ClusterConfig) Validate() error {
 		return errors.New("cluster.snapshot_entries must be positive")
 	case c.ForwardTimeout <= 0:
 		return errors.New("cluster.forward_timeout must be positive")
+	case c.TargetVoters < -1 || c.TargetVoters == 0:
+		return errors.New("cluster.target_voters must be positive, or -1 to turn automatic membership changes off")
+	case c.PromoteAfter < 0 || c.DeadAfter <= 0 || c.LeaveDrain < 0:
+		return errors.New("cluster.promote_after and cluster.leave_drain must not be negative; cluster.dead_after must be positive")
+	case c.BootstrapExpect < 0:
+		return errors.New("cluster.bootstrap_expect must not be negative")
+	case c.BootstrapExpect > 0 && len(c.BootstrapPeers) == 0:
+		return errors.New("cluster.bootstrap_expect needs cluster.bootstrap_peers (--peers): the addresses of the other founding nodes")
+	case c.BootstrapExpect > 0 && len(c.Join) > 0:
+		return errors.New("cluster.bootstrap_expect and cluster.join exclude each other: form a new cluster or join a running one")
+	case (c.BootstrapExpect > 0 || len(c.Join) > 0) && c.ListenAddr == "":
+		return errors.New("cluster.listen_addr is required to join or form a cluster")
+	case c.GenesisHash != "" && !isHash(c.GenesisHash):
+		return fmt.Errorf("cluster.genesis_hash %q is not a 32-byte hex hash", c.GenesisHash)
+	}
+	for _, a := range append(slices.Clone(c.Join), c.BootstrapPeers...) {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			return fmt.Errorf("cluster address %q (join / bootstrap_peers) is not host:port", a)
+		}
 	}
 	seen := map[uint64]bool{}
 	for _, p := range c.Peers {
@@ -198,4 +269,16 @@ func (c *Config) NodeKeyPath() string {
 		return c.NodeKey
 	}
 	return filepath.Join(c.DataDir, "nodekey")
+}
+
+func isHash(s string) bool {
+	b, err := hexDecode(s)
+	return err == nil && len(b) == common.HashLength
+}
+
+func hexDecode(s string) ([]byte, error) {
+	if len(s) >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
+		s = s[2:]
+	}
+	return hex.DecodeString(s)
 }

@@ -38,14 +38,18 @@ func (n *Node) loop(ctx context.Context) error {
 			return nil
 		case e := <-n.engine.Committed():
 			var err error
-			if e.Snapshot {
+			switch {
+			case e.Snapshot:
 				err = n.applySnapshot(ctx, e)
-			} else {
+			case e.Config != nil:
+				err = n.applyConfig(e)
+			default:
 				err = n.apply(ctx, e)
 			}
 			if err != nil {
 				return err
 			}
+			n.lastApplied = e.Index
 			n.checkpoint(e.Index)
 			n.maybeCut(ctx, timer)
 		case <-n.kick:
@@ -53,6 +57,9 @@ func (n *Node) loop(ctx context.Context) error {
 		case <-timer.C:
 			n.maybeCut(ctx, timer)
 		case <-poll:
+			// A snapshot may be due without a new entry (a member was
+			// added before a restart and needs one).
+			n.checkpoint(n.lastApplied)
 			n.maybeCut(ctx, timer)
 		}
 	}
@@ -63,8 +70,16 @@ func (n *Node) checkpoint(index uint64) {
 	if n.cluster == nil || !n.cluster.engine.SnapshotDue(index) {
 		return
 	}
+	if index == 0 {
+		return
+	}
 	head := n.head.Load()
-	data, err := rlp.EncodeToBytes(checkpointData{Height: head.Number.Uint64(), Hash: head.Hash()})
+	reg, err := encodeRecord(membershipRecord{Registry: n.registry()})
+	if err != nil {
+		n.logger.Error("encode membership for a checkpoint", "err", err)
+		return
+	}
+	data, err := rlp.EncodeToBytes(checkpointData{Height: head.Number.Uint64(), Hash: head.Hash(), Members: reg})
 	if err != nil {
 		n.logger.Error("encode checkpoint", "err", err)
 		return
@@ -312,7 +327,20 @@ func (n *Node) applySnapshot(ctx context.Context, e consensus.Entry) error {
 		n.diverge(cp.Height, h, cp.Hash, e.Index, "snapshot")
 		return nil
 	}
-	if err := n.db.SetAppliedIndex(e.Index); err != nil {
+	if len(cp.Members) > 0 {
+		rec, err := decodeRecord(cp.Members)
+		if err != nil {
+			n.diverge(cp.Height, n.head.Load(), cp.Hash, e.Index, fmt.Sprintf("undecodable membership in snapshot: %v", err))
+			return nil
+		}
+		reg := rec.Registry
+		if e.Config != nil {
+			reg.Voters, reg.Learners = e.Config.Voters, e.Config.Learners
+		}
+		if err := n.setRegistry(reg, e.Index); err != nil {
+			return err
+		}
+	} else if err := n.db.SetAppliedIndex(e.Index); err != nil {
 		return fmt.Errorf("record applied index %d: %w", e.Index, err)
 	}
 	n.engine.Applied(e.Index)

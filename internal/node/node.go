@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,10 +54,13 @@ type Node struct {
 	reg     prometheus.Registerer
 	gather  prometheus.Gatherer
 	genesis *chain.Genesis
-	config  *params.ChainConfig
-	key     *ecdsa.PrivateKey
-	address common.Address
-	id      uint64
+	// genesisRaw is the genesis file as read, served to joining nodes.
+	genesisRaw  []byte
+	genesisHash common.Hash
+	config      *params.ChainConfig
+	key         *ecdsa.PrivateKey
+	address     common.Address
+	id          uint64
 
 	db       *storage.DB
 	pool     *txpool.Pool
@@ -64,6 +68,7 @@ type Node struct {
 	chainCtx *execution.ChainContext
 	engine   consensus.Engine
 	cluster  *cluster // nil on a single-member chain
+	members  *members // nil on a single-member chain
 	metrics  *metrics
 	opts     options
 
@@ -84,6 +89,10 @@ type Node struct {
 	inFlightAt   time.Time // when it was proposed
 	lastProposal *chain.Proposal
 	lastData     []byte
+
+	removed     atomic.Bool             // the cluster removed this member
+	stop        context.CancelCauseFunc // ends Run; set by Run
+	lastApplied uint64                  // index of the last entry the block loop applied
 
 	// crashOnStop makes Run leave the database as a killed process would
 	// (tests of crash recovery).
@@ -123,33 +132,36 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus.R
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	gen, err := chain.ReadGenesis(cfg.Genesis)
-	if err != nil {
-		return nil, err
-	}
 	key, err := loadOrCreateKey(cfg.NodeKeyPath(), logger)
 	if err != nil {
 		return nil, err
 	}
+	gen, raw, err := loadGenesis(ctx, cfg, key, logger)
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{
-		cfg:     cfg,
-		logger:  logger,
-		reg:     reg,
-		gather:  reg,
-		genesis: gen,
-		config:  gen.EthereumConfig(),
-		key:     key,
-		address: crypto.PubkeyToAddress(key.PublicKey),
-		kick:    make(chan struct{}, 1),
-		bound:   make(chan struct{}),
+		cfg:        cfg,
+		logger:     logger,
+		reg:        reg,
+		gather:     reg,
+		genesis:    gen,
+		genesisRaw: raw,
+		config:     gen.EthereumConfig(),
+		key:        key,
+		address:    crypto.PubkeyToAddress(key.PublicKey),
+		kick:       make(chan struct{}, 1),
+		bound:      make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(&n.opts)
 	}
 	n.recent = newRecentBlocks(recentBlockCache)
 	n.id = n.memberID()
-	if n.id == 0 {
-		return nil, fmt.Errorf("node key %s (address %s) is not a member in genesis %s", cfg.NodeKeyPath(), n.address, cfg.Genesis)
+	cc := cfg.Cluster
+	if n.id == 0 && len(cc.Join) == 0 && cc.BootstrapExpect == 0 && !hasMembership(cfg.DataDir) {
+		return nil, fmt.Errorf("node key %s (address %s) is not a member in genesis %s; to join a running cluster set cluster.join (--join) and cluster.join_token, or form a new one with cluster.bootstrap_expect",
+			cfg.NodeKeyPath(), n.address, cfg.Genesis)
 	}
 	n.db, err = storage.OpenPebble(cfg.DataDir, cfg.Storage)
 	if err != nil {
@@ -181,6 +193,9 @@ func loadOrCreateKey(path string, logger *slog.Logger) (*ecdsa.PrivateKey, error
 	}
 	if key, err = keys.Generate(); err != nil {
 		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("save node key: %w", err)
 	}
 	if err := keys.Save(path, key); err != nil {
 		return nil, fmt.Errorf("save node key: %w", err)
@@ -218,8 +233,9 @@ func (n *Node) open(ctx context.Context) error {
 	}
 	n.pool = txpool.New(poolCfg, n.config, n.poolHead(head), st, n.reg, n.logger.With("component", "txpool"))
 	n.metrics = newMetrics(n.reg)
-	if len(n.genesis.Members) > 1 {
-		if err := n.openCluster(genesisBlock.Hash()); err != nil {
+	if n.replicated() {
+		n.genesisHash = genesisBlock.Hash()
+		if err := n.openCluster(ctx, genesisBlock.Hash()); err != nil {
 			return err
 		}
 	} else {
@@ -232,49 +248,124 @@ func (n *Node) open(ctx context.Context) error {
 	return nil
 }
 
-// openCluster starts Raft over the cluster transport for a multi-member
-// genesis.
-func (n *Node) openCluster(genesis common.Hash) error {
+// replicated reports whether the node runs Raft: it has a membership
+// record, joins or forms a cluster, or genesis has several members (or one,
+// with a cluster listener so that others can join).
+func (n *Node) replicated() bool {
 	cc := n.cfg.Cluster
-	addrs := map[uint64]string{}
+	switch {
+	case n.db.Membership() != nil || len(cc.Join) > 0 || cc.BootstrapExpect > 0 || len(n.genesis.Members) > 1:
+		return true
+	case len(n.genesis.Members) == 1 && n.id != 0 && cc.ListenAddr != "":
+		if n.db.AppliedIndex() > 0 {
+			n.logger.Warn("cluster.listen_addr ignored: this chain has run as a single node without Raft, and cannot switch; others cannot join it")
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// hasMembership reports whether datadir holds a membership record, without
+// keeping the database open.
+func hasMembership(datadir string) bool {
+	_, err := os.Stat(datadir)
+	if err != nil {
+		return false
+	}
+	db, err := storage.OpenPebble(datadir, storage.DefaultOptions())
+	if err != nil {
+		return false
+	}
+	defer db.Close()
+	return db.Membership() != nil
+}
+
+// openCluster starts Raft over the cluster transport: it finds this node's
+// membership (stored; the genesis members; a join; or forming a cluster),
+// then opens the engine.
+func (n *Node) openCluster(ctx context.Context, genesis common.Hash) error {
+	cc := n.cfg.Cluster
+	var ln *net.TCPListener
+	if n.opts.transport == nil {
+		if cc.ListenAddr == "" {
+			return errors.New("cluster.listen_addr is required: the chain is replicated")
+		}
+		l, err := net.Listen("tcp", cc.ListenAddr)
+		if err != nil {
+			return fmt.Errorf("listen on cluster address %s: %w", cc.ListenAddr, err)
+		}
+		ln = l.(*net.TCPListener)
+	}
+	fail := func(err error) error {
+		if ln != nil {
+			ln.Close()
+		}
+		return err
+	}
+	configured := map[uint64]string{}
 	for _, p := range cc.Peers {
-		addrs[p.ID] = p.Addr
+		configured[p.ID] = p.Addr
 	}
-	var voters []uint64
-	var peers []peer
-	for _, m := range n.genesis.Members {
-		voters = append(voters, m.ID)
-		if m.ID == n.id {
-			continue
+	var rec membershipRecord
+	var founders []uint64 // the initial voters, when this node founds the cluster
+	stored := n.db.Membership()
+	switch {
+	case stored != nil:
+		r, err := decodeRecord(stored)
+		if err != nil {
+			return fail(fmt.Errorf("membership record in %s: %w", n.cfg.DataDir, err))
 		}
-		addr, ok := addrs[m.ID]
-		if !ok && n.opts.transport == nil {
-			return fmt.Errorf("cluster.peers has no address for member %d (%s, %s)", m.ID, m.Name, m.Address)
+		rec = r
+		if rec.Registry.removed(rec.Self) {
+			return fail(fmt.Errorf("%w (member %d); delete the data directory %s to join again as a new member", ErrRemoved, rec.Self, n.cfg.DataDir))
 		}
-		delete(addrs, m.ID)
-		peers = append(peers, peer{ID: m.ID, Address: m.Address, Addr: addr})
+	case n.id != 0:
+		rec = membershipRecord{Self: n.id, Registry: genesisRegistry(n.genesis.Members)}
+		founders = rec.Registry.Voters
+		for _, m := range n.genesis.Members {
+			if _, ok := configured[m.ID]; !ok && m.ID != n.id && n.opts.transport == nil {
+				return fail(fmt.Errorf("cluster.peers has no address for member %d (%s, %s)", m.ID, m.Name, m.Address))
+			}
+			delete(configured, m.ID)
+		}
+		for id := range configured {
+			if id != n.id {
+				return fail(fmt.Errorf("cluster.peers lists member %d, which is not in genesis", id))
+			}
+		}
+		for _, p := range cc.Peers {
+			configured[p.ID] = p.Addr
+		}
+	case len(cc.Join) > 0:
+		r, err := n.joinCluster(ctx, ln, genesis)
+		if err != nil {
+			return fail(err)
+		}
+		rec = r
+	case cc.BootstrapExpect > 0:
+		r, err := n.bootstrapCluster(ctx, ln, genesis)
+		if err != nil {
+			return fail(err)
+		}
+		rec, founders = r, r.Registry.Voters
 	}
-	for id := range addrs {
-		if id != n.id {
-			return fmt.Errorf("cluster.peers lists member %d, which is not in genesis", id)
-		}
-	}
+	n.id = rec.Self
+	n.members = newMembers(n, rec.Registry)
 	t := n.opts.transport
 	if t == nil {
-		if cc.ListenAddr == "" {
-			return errors.New("cluster.listen_addr is required: genesis has several members")
-		}
-		tcp, err := n.newTCP(genesis, peers)
+		tcp, err := n.newTCP(genesis, rec.Registry.peers(n.id, configured), ln)
 		if err != nil {
-			return err
+			return fail(err)
 		}
+		n.registerOpen(tcp)
 		t = tcp
 	}
 	store, err := raft.OpenLogStore(n.db.RaftStore())
 	if err != nil {
 		return err
 	}
-	rc := raft.DefaultConfig(n.id, voters)
+	rc := raft.DefaultConfig(n.id, founders)
 	rc.TickInterval, rc.ElectionTicks, rc.HeartbeatTicks = cc.TickInterval, cc.ElectionTicks, cc.HeartbeatTicks
 	rc.SnapshotEntries, rc.KeepEntries = cc.SnapshotEntries, cc.KeepEntries
 	engine, err := raft.New(rc, store, t, n.db.AppliedIndex(), n.logger, n.reg)
@@ -283,6 +374,19 @@ func (n *Node) openCluster(genesis common.Hash) error {
 	}
 	n.engine = engine
 	n.cluster = newCluster(n, t, engine)
+	t.Handle(methodMember, n.members.serveMember)
+	// The record follows the engine's bootstrap snapshot: a crash between
+	// the two finds the snapshot and forms (or joins) again identically.
+	if stored == nil {
+		data, err := encodeRecord(rec)
+		if err != nil {
+			return err
+		}
+		if err := n.db.SetMembership(data, 0); err != nil {
+			return err
+		}
+	}
+	n.members.metrics.observe(rec.Registry)
 	// Every committed entry is in the synced Raft log, in this database: a
 	// block lost to a crash is executed again from it.
 	n.db.DeferBlockSync()
@@ -460,6 +564,10 @@ func (n *Node) Run(ctx context.Context) (err error) {
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	n.stop = cancel
+	if n.removed.Load() {
+		cancel(ErrRemoved)
+	}
 	var wg sync.WaitGroup
 	run := func(name string, f func(context.Context) error) {
 		wg.Add(1)
@@ -483,6 +591,12 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		}()
 		defer func() { tcancel(); <-tdone }()
 		run("cluster", n.cluster.run)
+		adv, _ := n.advertiseAddr(nil)
+		if adv == "" {
+			adv, _ = n.advertiseAddr(n.clusterListener())
+		}
+		n.members.advertise(adv, n.advertiseRPC(n.addrs.HTTP))
+		run("membership", n.members.run)
 	}
 	run("consensus", n.engine.Run)
 	run("filters", filters.Run)
@@ -511,7 +625,10 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	<-ctx.Done()
 	n.ready.Store(false)
 	wg.Wait()
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+	if cause := context.Cause(ctx); errors.Is(cause, ErrRemoved) {
+		n.logger.Info("node stopped: removed from the cluster", "member", n.id, "height", n.head.Load().Number)
+		return nil
+	} else if cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
 	}
 	n.logger.Info("node stopped", "height", n.head.Load().Number)
@@ -528,6 +645,20 @@ func (n *Node) readyCheck() error {
 		return errors.New("not serving")
 	case n.syncing.Load():
 		return errors.New("catching up from a snapshot")
+	case n.removed.Load():
+		return ErrRemoved
+	case n.members != nil && n.members.isLeaving():
+		return errors.New("leaving the cluster")
+	case n.members != nil && n.engine.Status().Role == "joining":
+		return errors.New("joining: waiting for the leader's snapshot")
+	}
+	return nil
+}
+
+// clusterListener is the bound cluster listener as a net.Listener, or nil.
+func (n *Node) clusterListener() net.Listener {
+	if t, ok := n.clusterTransport().(interface{ Listener() net.Listener }); ok {
+		return t.Listener()
 	}
 	return nil
 }

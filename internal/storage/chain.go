@@ -244,3 +244,34 @@ func (d *DB) DeferBlockSync() { d.deferSync = true }
 func encodeUint64(v uint64) []byte {
 	return binary.BigEndian.AppendUint64(nil, v)
 }
+
+// membershipKey holds the node's membership record (its member id and the
+// replicated membership), encoded by the node.
+var membershipKey = []byte("xMembership")
+
+// Membership returns the stored membership record, or nil.
+func (d *DB) Membership() []byte {
+	v, err := d.db.Get(membershipKey)
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
+// SetMembership durably records the membership record together with the
+// applied index of the entry that produced it (0 leaves the index alone).
+func (d *DB) SetMembership(record []byte, applied uint64) error {
+	batch := d.db.NewBatch()
+	if err := batch.Put(membershipKey, record); err != nil {
+		return err
+	}
+	if applied != 0 {
+		if err := batch.Put(appliedIndexKey, encodeUint64(applied)); err != nil {
+			return err
+		}
+	}
+	if err := batch.Write(); err != nil {
+		return err
+	}
+	return d.sync()
+}

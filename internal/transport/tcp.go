@@ -87,6 +87,7 @@ type TCPConfig struct {
 	Key            *ecdsa.PrivateKey // this node's secp256k1 node key
 	Genesis        common.Hash       // binds certificates to one chain
 	ListenAddr     string            // host:port; port 0 picks a free port
+	Listener       *net.TCPListener  // an already bound listener to use instead of ListenAddr
 	Peers          []Peer            // cluster members (this node may be included; it is ignored)
 	QueueSize      int               // outbound Raft messages queued per peer
 	MaxBatchBytes  int               // bytes of Raft messages per batch request
@@ -126,7 +127,7 @@ func (c TCPConfig) Validate() error {
 	case c.DialTimeout <= 0 || c.RequestTimeout <= 0:
 		return errors.New("transport: dial and request timeouts must be positive")
 	}
-	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil && c.Listener == nil {
 		return fmt.Errorf("transport: listen address %q is not host:port", c.ListenAddr)
 	}
 	self := crypto.PubkeyToAddress(c.Key.PublicKey)
@@ -191,6 +192,7 @@ type TCP struct {
 	byAddress map[common.Address]uint64
 	blocked   map[uint64]bool
 	handlers  map[string]Handler
+	open      openMux
 	inbound   map[net.Conn]common.Address // served connections and the member each authenticated as
 	closing   bool                        // Run is stopping: no new requests or messages
 	active    sync.WaitGroup              // requests being served; Add only under mu while !closing
@@ -242,10 +244,13 @@ func NewTCP(cfg TCPConfig, logger *slog.Logger, reg prometheus.Registerer) (*TCP
 	if err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return nil, fmt.Errorf("transport: listen on cluster address %s: %w", cfg.ListenAddr, err)
+	var ln net.Listener = cfg.Listener
+	if cfg.Listener == nil {
+		if ln, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
+			return nil, fmt.Errorf("transport: listen on cluster address %s: %w", cfg.ListenAddr, err)
+		}
 	}
+	cfg.Listener = nil
 	peers := cfg.Peers
 	cfg.Peers = nil // the peer set lives in t.peers
 	t := &TCP{
@@ -269,6 +274,9 @@ func NewTCP(cfg TCPConfig, logger *slog.Logger, reg prometheus.Registerer) (*TCP
 	t.applyPeers(t.acceptPeers(peers))
 	return t, nil
 }
+
+// Listener returns the bound listener (for its address).
+func (t *TCP) Listener() net.Listener { return t.ln }
 
 // Addr returns the address the listener is bound to.
 func (t *TCP) Addr() string { return t.ln.Addr().String() }
@@ -317,9 +325,18 @@ func (t *TCP) Run(ctx context.Context) error {
 		},
 		ConnState: t.connState,
 	}
+	// Any node with a key bound to this chain completes the handshake; only
+	// members get past serveHTTP to anything but the open methods.
 	ln := tls.NewListener(t.ln, tlsConfig(t.cert, true, func(certs []*x509.Certificate) error {
-		_, _, err := t.identify(certs)
-		return err
+		if len(certs) != 1 {
+			t.metrics.authFailures.Inc()
+			return fmt.Errorf("peer presented %d certificates, want 1", len(certs))
+		}
+		if _, err := certSigner(certs[0], t.cfg.Genesis, time.Now()); err != nil {
+			t.metrics.authFailures.Inc()
+			return err
+		}
+		return nil
 	}))
 	t.mu.RLock()
 	npeers := len(t.peers)

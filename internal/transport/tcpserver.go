@@ -24,6 +24,10 @@ func (t *TCP) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusForbidden, "not authenticated")
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, openPrefix) {
+		t.serveOpen(w, r)
+		return
+	}
 	from, signer, err := t.identify(r.TLS.PeerCertificates)
 	if err != nil {
 		t.logger.Debug("request refused", "remote", r.RemoteAddr, "err", err)
@@ -59,6 +63,27 @@ func (t *TCP) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		t.garbage(w, from, "unexpected request", fmt.Errorf("%s %.200q", r.Method, r.URL.Path))
 	}
+}
+
+// serveOpen serves an open method to any node with a key for this chain.
+func (t *TCP) serveOpen(w http.ResponseWriter, r *http.Request) {
+	signer, err := requestSigner(r, t.cfg.Genesis)
+	if err != nil {
+		refuse(w, http.StatusForbidden, "not authenticated")
+		return
+	}
+	t.mu.RLock()
+	closing := t.closing
+	if !closing {
+		t.active.Add(1)
+	}
+	t.mu.RUnlock()
+	if closing {
+		refuse(w, http.StatusServiceUnavailable, "stopping")
+		return
+	}
+	defer t.active.Done()
+	t.open.serve(w, r, signer, t.logger)
 }
 
 // track records that conn is authenticated as signer, so that SetPeers can

@@ -14,16 +14,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	etcdraft "go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hansa-chain/hansa/internal/consensus"
 )
 
 // Config configures one member's Raft engine.
 type Config struct {
-	// ID is this member's id (the genesis member id; never 0).
+	// ID is this member's id (never 0, never reused).
 	ID uint64
-	// Peers are the initial voters, this member included (the genesis
-	// members). Every member must be given the same set.
+	// Peers are the initial voters, this member included, used only when
+	// the log store is empty: every founding member must be given the same
+	// set. Empty for a member that joins a running cluster: it starts with
+	// no configuration and waits for the leader's snapshot.
 	Peers []uint64
 	// TickInterval is Raft's logical clock; elections take ElectionTicks
 	// ticks without a leader, heartbeats go every HeartbeatTicks ticks.
@@ -55,7 +58,7 @@ func (c Config) Validate() error {
 	switch {
 	case c.ID == 0:
 		return errors.New("raft: member id must not be 0")
-	case !slices.Contains(c.Peers, c.ID):
+	case len(c.Peers) > 0 && !slices.Contains(c.Peers, c.ID):
 		return fmt.Errorf("raft: member %d is not among the peers %v", c.ID, c.Peers)
 	case c.TickInterval <= 0:
 		return errors.New("raft: tick interval must be positive")
@@ -79,7 +82,18 @@ type Transport interface {
 
 type proposal struct {
 	data []byte
+	conf *pb.ConfChange // a membership change instead of data
 	done chan error
+}
+
+// ErrConfChangePending is returned by ProposeConfChange while an earlier
+// membership change is not yet applied: one change at a time.
+var ErrConfChangePending = errors.New("another membership change is still being applied; retry")
+
+// confAt is the membership in force from a log index on.
+type confAt struct {
+	index uint64
+	cs    *pb.ConfState
 }
 
 type checkpoint struct {
@@ -109,15 +123,30 @@ type Engine struct {
 	committed   chan consensus.Entry
 	checkpoints chan checkpoint
 	reports     chan report
+	transfers   chan uint64
 	applied     atomic.Uint64
 	status      atomic.Pointer[consensus.Status]
 	detail      atomic.Pointer[Detail]
 	stopped     atomic.Bool
 	done        chan struct{} // closed when Run returns
 	snapIndex   atomic.Uint64 // index of the latest snapshot (lastSnap, for other goroutines)
+	// pendingConf is the index of the latest membership change this member
+	// proposed as leader (or its last index when it became leader); no new
+	// change is proposed until the node applied it.
+	pendingConf atomic.Uint64
+	// snapFor is the index of a change that added a member; a snapshot at
+	// or after it is taken as soon as the node offers one, because the
+	// newcomer can restore only a snapshot that includes it. 0 when none.
+	snapFor atomic.Uint64
+	// startApplied is what the node had applied when the engine opened:
+	// Raft redelivers every entry after the snapshot, and those up to here
+	// only replay membership changes.
+	startApplied uint64
 
 	// Owned by Run.
 	confState   *pb.ConfState
+	baseConf    *pb.ConfState        // the membership of the latest snapshot
+	confs       []confAt             // membership changes after the latest snapshot, in order
 	pendingSnap *consensus.Entry     // a snapshot the node has not applied yet
 	proposedAt  map[uint64]time.Time // leader: when each entry of its term was appended
 	lastSnap    uint64
@@ -137,7 +166,7 @@ func New(cfg Config, store *LogStore, transport Transport, applied uint64, logge
 	if err != nil {
 		return nil, err
 	}
-	if etcdraft.IsEmptyHardState(hs) && len(cs.GetVoters()) == 0 && len(cs.GetLearners()) == 0 {
+	if etcdraft.IsEmptyHardState(hs) && len(cs.GetVoters()) == 0 && len(cs.GetLearners()) == 0 && len(cfg.Peers) > 0 {
 		boot := &pb.Snapshot{Metadata: &pb.SnapshotMetadata{Index: new(uint64(1)), Term: new(uint64(1)),
 			ConfState: &pb.ConfState{Voters: slices.Sorted(slices.Values(cfg.Peers))}}}
 		if err := store.Save(nil, nil, boot); err != nil {
@@ -150,8 +179,8 @@ func New(cfg Config, store *LogStore, transport Transport, applied uint64, logge
 	}
 	e := &Engine{cfg: cfg, store: store, transport: transport, logger: logger, metrics: newMetrics(reg),
 		props: make(chan proposal), committed: make(chan consensus.Entry, cfg.CommittedBuffer),
-		checkpoints: make(chan checkpoint, 4), reports: make(chan report, 1024), done: make(chan struct{}),
-		confState: snap.GetMetadata().GetConfState(), proposedAt: map[uint64]time.Time{},
+		checkpoints: make(chan checkpoint, 4), reports: make(chan report, 1024), transfers: make(chan uint64, 1), done: make(chan struct{}),
+		confState: snap.GetMetadata().GetConfState(), baseConf: snap.GetMetadata().GetConfState(), proposedAt: map[uint64]time.Time{},
 		lastSnap: snap.GetMetadata().GetIndex()}
 	if snapIndex := snap.GetMetadata().GetIndex(); applied < snapIndex && len(snap.GetData()) > 0 {
 		// The node stopped before it caught up with a snapshot it had
@@ -159,12 +188,17 @@ func New(cfg Config, store *LogStore, transport Transport, applied uint64, logge
 		e.pendingSnap = &consensus.Entry{Index: snapIndex, Term: snap.GetMetadata().GetTerm(), Data: snap.GetData(), Snapshot: true, Committed: time.Now()}
 	}
 	applied = max(applied, snap.GetMetadata().GetIndex())
+	e.startApplied = applied
+	// Raft restores the membership of the snapshot only; the changes after
+	// it are replayed from the log, so Raft starts applying right after the
+	// snapshot and the engine skips what the node already applied.
 	rn, err := etcdraft.NewRawNode(&etcdraft.Config{
 		ID:                        cfg.ID,
 		ElectionTick:              cfg.ElectionTicks,
 		HeartbeatTick:             cfg.HeartbeatTicks,
 		Storage:                   store,
-		Applied:                   applied,
+		Applied:                   snap.GetMetadata().GetIndex(),
+		StepDownOnRemoval:         true,
 		MaxSizePerMsg:             cfg.MaxSizePerMsg,
 		MaxInflightMsgs:           cfg.MaxInflightMsgs,
 		CheckQuorum:               true,
@@ -203,6 +237,38 @@ func (e *Engine) Propose(ctx context.Context, data []byte) error {
 	}
 }
 
+// ProposeConfChange submits a membership change on the leader. It returns
+// once the leader appended it (like Propose), ErrConfChangePending while an
+// earlier change is not yet applied by the node, consensus.ErrNotLeader on
+// a follower, or ctx's error. The change takes effect when its entry is
+// committed; the node learns of it from the entry's Config.
+func (e *Engine) ProposeConfChange(ctx context.Context, cc *pb.ConfChange) error {
+	if e.stopped.Load() {
+		return consensus.ErrStopped
+	}
+	p := proposal{conf: cc, done: make(chan error, 1)}
+	select {
+	case e.props <- p:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TransferLeadership asks Raft, on the leader, to hand leadership to the
+// voter id; the outcome shows in Status. It does nothing elsewhere.
+func (e *Engine) TransferLeadership(id uint64) {
+	select {
+	case e.transfers <- id:
+	default:
+	}
+}
+
 // Committed implements consensus.Engine.
 func (e *Engine) Committed() <-chan consensus.Entry { return e.committed }
 
@@ -229,6 +295,9 @@ func (e *Engine) Checkpoint(index uint64, data []byte) {
 // SnapshotDue reports whether a checkpoint at index would be taken, so the
 // node prepares checkpoint data only when it is.
 func (e *Engine) SnapshotDue(index uint64) bool {
+	if f := e.snapFor.Load(); f != 0 && index >= f {
+		return true
+	}
 	last := e.snapIndex.Load()
 	return index > last && index-last >= e.cfg.SnapshotEntries
 }
@@ -302,8 +371,14 @@ func (e *Engine) publishStatus(full bool) {
 	bs := e.rn.BasicStatus()
 	st := &consensus.Status{ID: e.cfg.ID, LeaderID: bs.Lead, Term: bs.GetTerm(), Commit: bs.GetCommit(),
 		Applied: e.applied.Load(), Role: roleName(bs.RaftState)}
-	if slices.Contains(e.confState.GetLearners(), e.cfg.ID) {
+	switch {
+	case slices.Contains(e.confState.GetLearners(), e.cfg.ID):
 		st.Role = "learner"
+	case slices.Contains(e.confState.GetVoters(), e.cfg.ID):
+	case len(e.confState.GetVoters()) == 0:
+		st.Role = "joining" // waiting for the leader's snapshot
+	default:
+		st.Role = "removed"
 	}
 	e.status.Store(st)
 	e.metrics.term.Set(float64(st.Term))
@@ -370,6 +445,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		case p := <-e.props:
 			e.propose(p)
+		case id := <-e.transfers:
+			if e.rn.BasicStatus().RaftState == etcdraft.StateLeader && id != e.cfg.ID {
+				e.logger.Info("transferring leadership", "to", id, "member", e.cfg.ID)
+				e.rn.TransferLeader(id)
+			}
 		}
 		if err := e.handleReady(ctx, true); err != nil {
 			return err
@@ -379,6 +459,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			lead = st.LeaderID
 			e.metrics.leaderChanges.Inc()
 			clear(e.proposedAt)
+			if lead == e.cfg.ID {
+				// Changes of earlier leaders may still be unapplied.
+				last, _ := e.store.LastIndex()
+				e.pendingConf.Store(last)
+			}
 			e.publishStatus(true)
 			e.logger.Info("raft leader changed", "leader", lead, "term", st.Term, "member", e.cfg.ID, "role", st.Role)
 		}
@@ -410,6 +495,10 @@ func (e *Engine) propose(p proposal) {
 		p.done <- consensus.ErrNotLeader
 		return
 	}
+	if p.conf != nil {
+		e.proposeConf(p)
+		return
+	}
 	err := e.rn.Propose(p.data)
 	if errors.Is(err, etcdraft.ErrProposalDropped) {
 		err = consensus.ErrNotLeader
@@ -420,17 +509,93 @@ func (e *Engine) propose(p proposal) {
 	p.done <- err
 }
 
+// proposeConf appends a membership change unless one is still pending. The
+// node's applied index, which trails Raft's, decides: so the leader's view
+// of the membership always includes every earlier change.
+func (e *Engine) proposeConf(p proposal) {
+	if pending := e.pendingConf.Load(); e.applied.Load() < pending {
+		p.done <- fmt.Errorf("%w (index %d, applied %d)", ErrConfChangePending, pending, e.applied.Load())
+		return
+	}
+	last, err := e.store.LastIndex()
+	if err != nil {
+		p.done <- err
+		return
+	}
+	err = e.rn.ProposeConfChange(p.conf)
+	if errors.Is(err, etcdraft.ErrProposalDropped) {
+		err = consensus.ErrNotLeader
+	}
+	if err == nil {
+		// Every earlier Ready is persisted, so the change is the next entry.
+		e.pendingConf.Store(last + 1)
+		e.metrics.proposals.Inc()
+	}
+	p.done <- err
+}
+
+// confAt returns the membership in force at index.
+func (e *Engine) confAtIndex(index uint64) *pb.ConfState {
+	cs := e.baseConf
+	for _, c := range e.confs {
+		if c.index > index {
+			break
+		}
+		cs = c.cs
+	}
+	return cs
+}
+
+// applyConf applies a committed membership change to Raft, unless it
+// would remove the last voter (every member makes the same decision from
+// the same log), and returns the membership after it.
+func (e *Engine) applyConf(cc *pb.ConfChange, index uint64) *consensus.Config {
+	voters := slices.Clone(e.confState.GetVoters())
+	id := cc.GetNodeId()
+	switch cc.GetType() {
+	case pb.ConfChangeType_ConfChangeRemoveNode, pb.ConfChangeType_ConfChangeAddLearnerNode:
+		voters = slices.DeleteFunc(voters, func(v uint64) bool { return v == id })
+	}
+	if len(voters) == 0 {
+		e.logger.Error("membership change refused: it would remove the last voter", "index", index, "change", cc.GetType(), "id", id)
+		return &consensus.Config{Voters: slices.Clone(e.confState.GetVoters()), Learners: slices.Clone(e.confState.GetLearners()), Rejected: true}
+	}
+	isNew := !slices.Contains(e.confState.GetVoters(), id) && !slices.Contains(e.confState.GetLearners(), id)
+	e.confState = e.rn.ApplyConfChange(cc)
+	e.confs = append(e.confs, confAt{index: index, cs: e.confState})
+	if isNew && (cc.GetType() == pb.ConfChangeType_ConfChangeAddNode || cc.GetType() == pb.ConfChangeType_ConfChangeAddLearnerNode) {
+		// The stored snapshot does not include the newcomer, which cannot
+		// restore it: hold snapshots until one at or after this index.
+		e.snapFor.Store(index)
+		e.store.HoldSnapshots(true)
+	}
+	e.logger.Info("membership changed", "index", index, "change", cc.GetType(), "id", id,
+		"voters", e.confState.GetVoters(), "learners", e.confState.GetLearners(), "member", e.cfg.ID)
+	e.publishStatus(true)
+	return &consensus.Config{Voters: slices.Clone(e.confState.GetVoters()), Learners: slices.Clone(e.confState.GetLearners())}
+}
+
 // snapshot records a snapshot at the checkpoint's index and compacts the
 // log behind it, keeping Config.KeepEntries entries for lagging followers.
 func (e *Engine) snapshot(c checkpoint) error {
-	if c.index <= e.lastSnap || c.index-e.lastSnap < e.cfg.SnapshotEntries {
+	forced := e.snapFor.Load() != 0 && c.index >= e.snapFor.Load()
+	if c.index <= e.lastSnap || (c.index-e.lastSnap < e.cfg.SnapshotEntries && !forced) {
 		return nil
 	}
 	if c.index > e.rn.BasicStatus().Applied {
 		return nil // Raft has not handed this index over yet; a later checkpoint will do
 	}
-	if _, err := e.store.CreateSnapshot(c.index, e.confState, c.data); err != nil {
+	cs := e.confAtIndex(c.index)
+	if _, err := e.store.CreateSnapshot(c.index, cs, c.data); err != nil {
 		return fmt.Errorf("raft: snapshot at %d: %w", c.index, err)
+	}
+	e.baseConf = cs
+	for len(e.confs) > 0 && e.confs[0].index <= c.index {
+		e.confs = e.confs[1:]
+	}
+	if forced {
+		e.snapFor.Store(0)
+		e.store.HoldSnapshots(false)
 	}
 	e.lastSnap = c.index
 	e.snapIndex.Store(c.index)
@@ -479,14 +644,19 @@ func (e *Engine) handleReady(ctx context.Context, deliver bool) error {
 			}
 			e.transport.Send(rd.Messages)
 		}
-		if deliver && rd.Snapshot != nil && !etcdraft.IsEmptySnap(rd.Snapshot) {
+		if rd.Snapshot != nil && !etcdraft.IsEmptySnap(rd.Snapshot) {
 			md := rd.Snapshot.GetMetadata()
-			e.confState = md.GetConfState()
+			e.confState, e.baseConf, e.confs = md.GetConfState(), md.GetConfState(), nil
 			e.lastSnap = md.GetIndex()
 			e.snapIndex.Store(md.GetIndex())
+			e.startApplied = max(e.startApplied, md.GetIndex())
+		}
+		if deliver && rd.Snapshot != nil && !etcdraft.IsEmptySnap(rd.Snapshot) {
+			md := rd.Snapshot.GetMetadata()
 			e.logger.Info("raft snapshot received; catching up by block sync", "index", md.GetIndex(), "member", e.cfg.ID)
+			cfg := &consensus.Config{Voters: slices.Clone(e.confState.GetVoters()), Learners: slices.Clone(e.confState.GetLearners())}
 			select {
-			case e.committed <- consensus.Entry{Index: md.GetIndex(), Term: md.GetTerm(), Data: rd.Snapshot.GetData(), Snapshot: true, Committed: time.Now()}:
+			case e.committed <- consensus.Entry{Index: md.GetIndex(), Term: md.GetTerm(), Data: rd.Snapshot.GetData(), Snapshot: true, Committed: time.Now(), Config: cfg}:
 			case <-ctx.Done():
 				deliver = false
 			}
@@ -497,7 +667,25 @@ func (e *Engine) handleReady(ctx context.Context, deliver bool) error {
 				e.metrics.commitSeconds.Observe(now.Sub(t).Seconds())
 				delete(e.proposedAt, ent.GetIndex())
 			}
-			if !deliver {
+			if ent.GetType() == pb.EntryType_EntryConfChange {
+				// Raft must see every change, delivered or not: it
+				// replays them after a restart from the log.
+				cc := new(pb.ConfChange)
+				if err := proto.Unmarshal(ent.GetData(), cc); err != nil {
+					return fmt.Errorf("raft: undecodable membership change at %d: %w", ent.GetIndex(), err)
+				}
+				cfg := e.applyConf(cc, ent.GetIndex())
+				if !deliver || ent.GetIndex() <= e.startApplied {
+					continue
+				}
+				select {
+				case e.committed <- consensus.Entry{Index: ent.GetIndex(), Term: ent.GetTerm(), Data: cc.GetContext(), Committed: now, Config: cfg}:
+				case <-ctx.Done():
+					deliver = false
+				}
+				continue
+			}
+			if !deliver || ent.GetIndex() <= e.startApplied {
 				continue
 			}
 			switch ent.GetType() {
@@ -512,9 +700,8 @@ func (e *Engine) handleReady(ctx context.Context, deliver bool) error {
 					deliver = false
 				}
 			default:
-				// Membership changes come with the membership issue; the
-				// initial membership is in the bootstrap snapshot.
-				e.logger.Warn("ignoring a configuration change entry", "index", ent.GetIndex())
+				// Hansa proposes simple changes only (ConfChange, never V2).
+				e.logger.Warn("ignoring a joint membership change entry", "index", ent.GetIndex())
 				e.Applied(ent.GetIndex())
 			}
 		}

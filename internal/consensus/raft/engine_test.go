@@ -23,12 +23,15 @@ type member struct {
 	id     uint64
 	store  *raft.LogStore
 	engine *raft.Engine
+	joiner bool
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex
-	applied []string
-	index   uint64
+	mu        sync.Mutex
+	applied   []string
+	snapshots []consensus.Entry
+	configs   []consensus.Entry
+	index     uint64
 }
 
 func (m *member) entries() []string {
@@ -68,7 +71,11 @@ func newCluster(t *testing.T, n int) *cluster {
 
 func (c *cluster) start(id uint64) {
 	m := c.members[id]
-	cfg := raft.DefaultConfig(id, c.peers)
+	peers := c.peers
+	if m.joiner {
+		peers = nil // a member added later starts with no configuration
+	}
+	cfg := raft.DefaultConfig(id, peers)
 	cfg.TickInterval = 5 * time.Millisecond
 	if c.mutate != nil {
 		c.mutate(&cfg)
@@ -87,10 +94,20 @@ func (c *cluster) start(id uint64) {
 			select {
 			case ent := <-e.Committed():
 				m.mu.Lock()
-				m.applied = append(m.applied, string(ent.Data))
+				switch {
+				case ent.Snapshot:
+					m.snapshots = append(m.snapshots, ent)
+				case ent.Config != nil:
+					m.configs = append(m.configs, ent)
+				default:
+					m.applied = append(m.applied, string(ent.Data))
+				}
 				m.index = ent.Index
 				m.mu.Unlock()
 				e.Applied(ent.Index)
+				if e.SnapshotDue(ent.Index) {
+					e.Checkpoint(ent.Index, []byte(fmt.Sprintf("checkpoint %d", ent.Index)))
+				}
 			case err := <-errc:
 				if err != nil {
 					c.t.Errorf("member %d: %v", id, err)

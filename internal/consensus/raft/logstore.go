@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ethereum/go-ethereum/ethdb"
 	etcdraft "go.etcd.io/raft/v3"
@@ -41,6 +42,8 @@ type LogStore struct {
 	sync func() error
 
 	mu sync.Mutex // serialises writers
+
+	held atomic.Bool // Snapshot answers "temporarily unavailable"
 }
 
 var _ etcdraft.Storage = (*LogStore)(nil)
@@ -229,5 +232,16 @@ func (s *LogStore) LastIndex() (uint64, error) { return s.mem.LastIndex() }
 // FirstIndex implements raft.Storage.
 func (s *LogStore) FirstIndex() (uint64, error) { return s.mem.FirstIndex() }
 
-// Snapshot implements raft.Storage.
-func (s *LogStore) Snapshot() (*pb.Snapshot, error) { return s.mem.Snapshot() }
+// Snapshot implements raft.Storage. While snapshots are held it answers
+// raft.ErrSnapshotTemporarilyUnavailable, and Raft retries later.
+func (s *LogStore) Snapshot() (*pb.Snapshot, error) {
+	if s.held.Load() {
+		return nil, etcdraft.ErrSnapshotTemporarilyUnavailable
+	}
+	return s.mem.Snapshot()
+}
+
+// HoldSnapshots makes Snapshot unavailable (hold true) until released: the
+// stored snapshot predates a member that was just added, which could not
+// restore it, and a newer one is about to be taken.
+func (s *LogStore) HoldSnapshots(hold bool) { s.held.Store(hold) }
