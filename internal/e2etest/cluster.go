@@ -419,3 +419,46 @@ func (n *ClusterNode) Leader(ctx context.Context) (uint64, error) {
 	err := n.Call(ctx, &id, "raft_leader")
 	return id, err
 }
+
+// NewCluster returns an empty cluster in dir for members the test writes
+// and adds itself with AddNode (a cluster formed with bootstrap_expect).
+func NewCluster(tb testing.TB, bin, dir string) *Cluster {
+	c := &Cluster{Dir: dir, tb: tb, bin: bin}
+	tb.Cleanup(c.cleanup)
+	return c
+}
+
+// AddNode adds a member that runs `hansa node --config config` with the
+// given endpoints (a node joining the cluster, or a founder of a new one).
+// It is not started: call Start, or Launch and WaitReady.
+func (c *Cluster) AddNode(ep NodeEndpoints, config string) *ClusterNode {
+	n := &ClusterNode{NodeEndpoints: ep, ConfigFile: config, tb: c.tb, bin: c.bin, logs: new(SyncBuffer)}
+	c.Nodes = append(c.Nodes, n)
+	return n
+}
+
+// Launch starts the member's process without waiting for it to serve.
+func (n *ClusterNode) Launch() {
+	n.tb.Helper()
+	if err := n.launch(); err != nil {
+		n.tb.Fatal(err)
+	}
+}
+
+// WaitReady waits until the member's /readyz answers 200 (or its process
+// exits, or timeout passes).
+func (n *ClusterNode) WaitReady(timeout time.Duration) error { return n.waitReady(timeout) }
+
+// Exited reports whether the member's last run has ended and its result
+// (nil for exit status 0).
+func (n *ClusterNode) Exited() (bool, error) {
+	if n.proc == nil {
+		return false, nil
+	}
+	select {
+	case <-n.proc.done:
+		return true, n.proc.result
+	default:
+		return false, nil
+	}
+}

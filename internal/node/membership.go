@@ -69,6 +69,10 @@ type memberRequest struct {
 	Join   joinRequest
 	Change memberChange
 	Force  bool
+	// Origin is the member that asked, as the first member that received
+	// the request authenticated it (requests are forwarded once).
+	Origin    uint64
+	Forwarded bool
 }
 
 type probeResponse struct {
@@ -374,11 +378,19 @@ func (m *members) serveMember(ctx context.Context, from uint64, data []byte) ([]
 	if req.Kind == kindProbe {
 		return rlp.EncodeToBytes(m.probeAnswer())
 	}
-	if !m.isLeader() {
-		return nil, fmt.Errorf("member %d is not the leader", m.n.id)
+	if !req.Forwarded {
+		req.Origin = from
 	}
-	if req.Kind == kindChange && req.Change.Op == opUpdate && req.Change.Member.ID != from {
-		return nil, fmt.Errorf("member %d may update only its own addresses", from)
+	if req.Kind == kindChange && req.Change.Op == opUpdate && req.Change.Member.ID != req.Origin {
+		return nil, fmt.Errorf("member %d may update only its own addresses", req.Origin)
+	}
+	if !m.isLeader() {
+		// A member the leader cannot reach (it moved) asks whom it can.
+		if req.Forwarded {
+			return nil, fmt.Errorf("member %d is not the leader", m.n.id)
+		}
+		req.Forwarded = true
+		return m.toLeader(ctx, req)
 	}
 	return m.onLeader(ctx, req)
 }
@@ -629,6 +641,29 @@ func (m *members) checkStillMember(ctx context.Context) {
 	}
 }
 
+// viaAnyMember sends req to the other members in turn until one takes it
+// (it forwards it to the leader).
+func (m *members) viaAnyMember(ctx context.Context, req memberRequest) error {
+	data, err := rlp.EncodeToBytes(&req)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, mem := range m.n.registry().Members {
+		if mem.ID == m.n.id {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, changeTimeout+5*time.Second)
+		_, err := m.n.cluster.t.Call(cctx, mem.ID, methodMember, data)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("member %d: %w", mem.ID, err))
+	}
+	return errors.Join(errs...)
+}
+
 // selfUpdate proposes this node's advertised addresses when the registry
 // differs.
 func (m *members) selfUpdate(ctx context.Context) {
@@ -643,7 +678,13 @@ func (m *members) selfUpdate(ctx context.Context) {
 		return
 	}
 	if cur.Addr != adv.Addr || cur.RPC != adv.RPC {
-		_, err := m.toLeader(ctx, memberRequest{Kind: kindChange, Change: memberChange{Op: opUpdate, Member: adv}})
+		req := memberRequest{Kind: kindChange, Change: memberChange{Op: opUpdate, Member: adv}}
+		_, err := m.toLeader(ctx, req)
+		if errors.Is(err, ErrNoLeader) {
+			// The leader cannot reach this node at its old address; any
+			// member forwards the update to it.
+			err = m.viaAnyMember(ctx, req)
+		}
 		if err != nil {
 			m.n.logger.Debug("advertise addresses to the leader", "err", err)
 			return
