@@ -147,6 +147,35 @@ func TestClusterMembershipChanges(t *testing.T) {
 	s := fc.startStream()
 	s.waitAcks(t, 0, 150)
 
+	// Refused joins end the process with the reason: a wrong token, and a
+	// founding voter's key on an empty data directory (it lost its data).
+	refused := func(name string, edit func(*node.Config), key string, want string) {
+		t.Helper()
+		cfg, err := node.LoadConfig(fc.Nodes[0].ConfigFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Cluster.Peers, cfg.Cluster.Join = nil, []string{fc.Nodes[1].Cluster}
+		edit(&cfg)
+		dir := filepath.Join(fc.Dir, name)
+		ep, path := nodeFiles(t, dir, name, 0, cfg, "")
+		if key != "" {
+			raw, err := os.ReadFile(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "nodekey"), raw, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := exec.Command(hansaBinary(t), "node", "--config", path).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Fatalf("%s (%s): exit %v, want a refusal containing %q:\n%s", name, ep.Cluster, err, want, out)
+		}
+	}
+	refused("wrongtoken", func(c *node.Config) { c.Cluster.JoinToken = "not-the-token" }, "", "wrong join token")
+	refused("lostvoter", func(*node.Config) {}, filepath.Join(filepath.Dir(fc.Nodes[0].DataDir), "nodekey"), "must first be removed")
+
 	// A joiner killed during its catch-up restarts with the same id and is
 	// never listed twice.
 	n4 := fc.newJoiner("node4", 4)

@@ -320,6 +320,14 @@ func (n *Node) openCluster(ctx context.Context, genesis common.Hash) error {
 		if rec.Registry.removed(rec.Self) {
 			return fail(fmt.Errorf("%w (member %d); delete the data directory %s to join again as a new member", ErrRemoved, rec.Self, n.cfg.DataDir))
 		}
+	case len(cc.Join) > 0:
+		// Before the genesis case: a founding member whose data was lost
+		// must not come back under its old id (the leader refuses it).
+		r, err := n.joinCluster(ctx, ln, genesis)
+		if err != nil {
+			return fail(err)
+		}
+		rec = r
 	case n.id != 0:
 		rec = membershipRecord{Self: n.id, Registry: genesisRegistry(n.genesis.Members)}
 		founders = rec.Registry.Voters
@@ -337,12 +345,6 @@ func (n *Node) openCluster(ctx context.Context, genesis common.Hash) error {
 		for _, p := range cc.Peers {
 			configured[p.ID] = p.Addr
 		}
-	case len(cc.Join) > 0:
-		r, err := n.joinCluster(ctx, ln, genesis)
-		if err != nil {
-			return fail(err)
-		}
-		rec = r
 	case cc.BootstrapExpect > 0:
 		r, err := n.bootstrapCluster(ctx, ln, genesis)
 		if err != nil {
