@@ -317,6 +317,35 @@ func TestClusterMembershipChanges(t *testing.T) {
 		t.Fatalf("after the removed node's return: voters %v learners %v", v, l)
 	}
 
+	// The leader leaves gracefully (hansa leave): it hands leadership
+	// over, is removed, and its process exits 0.
+	lead = fc.WaitLeader(faultWait, voters...)
+	if lead <= 3 {
+		s.stopMember(int(lead - 1)) // its senders pause; its acknowledgements must survive
+	}
+	out, err := exec.Command(hansaBinary(t), "leave", "--admin", fc.Node(lead).Admin).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), fmt.Sprintf("member %d left the cluster", lead)) {
+		t.Fatalf("hansa leave on the leader %d: %v\n%s", lead, err, out)
+	}
+	leaver := fc.Node(lead)
+	deadline = time.Now().Add(faultWait)
+	for {
+		exited, result := leaver.Exited()
+		if exited {
+			if result != nil {
+				t.Fatalf("the member that left exited with %v", result)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member %d still runs %v after leaving", lead, faultWait)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	rest := slices.DeleteFunc(slices.Clone(voters), func(id uint64) bool { return id == lead })
+	fc.waitMembership(int(rest[0]-1), "the leader left", wantRoles(rest, nil))
+	fc.WaitLeader(faultWait, rest...)
+
 	s.stop(t)
 	fc.waitConverged(streamHashes(s.acked))
 }

@@ -520,11 +520,13 @@ func (m *members) leave(ctx context.Context, force bool) error {
 	deadline := time.Now().Add(changeTimeout)
 	for n.engine.Status().IsLeader() {
 		target := m.transferTarget()
-		if target == 0 {
-			return errors.New("no other live voter to hand leadership to")
+		if target != 0 {
+			n.cluster.engine.TransferLeadership(target)
 		}
-		n.cluster.engine.TransferLeadership(target)
 		if time.Now().After(deadline) {
+			if target == 0 {
+				return errors.New("no other live voter to hand leadership to")
+			}
 			return errors.New("leadership was not handed over in time; retry")
 		}
 		select {
@@ -553,12 +555,19 @@ func (m *members) leave(ctx context.Context, force bool) error {
 	return nil
 }
 
-// transferTarget is the live voter with the highest match index.
+// transferTarget is the live voter with the highest match index. Raft's
+// activity flags are cleared every election timeout, so a voter the
+// membership loop heard from within 2 s counts as live too.
 func (m *members) transferTarget() uint64 {
 	var target, best uint64
 	reg := m.n.registry()
+	now := time.Now()
+	m.viewMu.Lock()
+	defer m.viewMu.Unlock()
 	for _, p := range m.n.cluster.engine.Detail().Peers {
-		if p.Active && slices.Contains(reg.Voters, p.ID) && (target == 0 || p.Match > best) {
+		v := m.views[p.ID]
+		live := p.Active || (v != nil && !v.lastContact.IsZero() && now.Sub(v.lastContact) < 2*time.Second)
+		if live && slices.Contains(reg.Voters, p.ID) && (target == 0 || p.Match > best) {
 			target, best = p.ID, p.Match
 		}
 	}
