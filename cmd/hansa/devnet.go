@@ -273,8 +273,18 @@ func runDevnetGateway(ctx context.Context, o *devnetOptions, d *devnetFile, node
 	cfg.AllowAnonymous = true
 	cfg.Anonymous = gateway.KeyConfig{Name: "devnet", Methods: []string{"eth_*", "net_*", "web3_*", "txpool_*", "debug_*"}}
 	cfg.Health.PollInterval = gateway.Duration(250 * time.Millisecond)
-	for i, a := range nodeAddrs {
-		cfg.Upstreams = append(cfg.Upstreams, gateway.UpstreamConfig{Name: d.Nodes[i].Name, URL: "http://" + a.HTTP})
+	switch {
+	case len(nodeAddrs) > 1 && allAdmin(nodeAddrs):
+		// The cluster's membership names the upstreams: nodes that join get
+		// traffic once caught up, nodes that leave are drained.
+		for _, a := range nodeAddrs {
+			cfg.Membership.AdminURLs = append(cfg.Membership.AdminURLs, "http://"+a.Admin)
+		}
+		cfg.Membership.Interval = gateway.Duration(500 * time.Millisecond)
+	default:
+		for i, a := range nodeAddrs {
+			cfg.Upstreams = append(cfg.Upstreams, gateway.UpstreamConfig{Name: d.Nodes[i].Name, URL: "http://" + a.HTTP})
+		}
 	}
 	g, err := gateway.New(cfg, logger, telemetry.NewRegistry())
 	if err != nil {
@@ -325,6 +335,11 @@ func printDevnet(w io.Writer, dir string, d *devnetFile) {
 		}
 		b.WriteString("\n")
 	}
+	if d.JoinToken != "" && len(d.Nodes) > 0 && d.Nodes[0].Cluster != "" {
+		fmt.Fprintf(&b, "\nAdd a node (it joins as a learner; the gateway routes to it once it caught up):\n"+
+			"  hansa node --datadir DIR --genesis %s --http 127.0.0.1:PORT --ops 127.0.0.1:PORT --cluster-listen 127.0.0.1:PORT --join %s --join-token %s\n"+
+			"Cluster status: hansa cluster status --admin %s\n", d.Genesis, d.Nodes[0].Cluster, d.JoinToken, d.Nodes[0].Admin)
+	}
 	fmt.Fprintf(&b, "\nAccounts (10,000 ETH each; mnemonic %q):\n", d.Mnemonic)
 	for i, a := range d.Accounts {
 		fmt.Fprintf(&b, "  (%d) %s  %s\n", i, a.Address, a.PrivateKey)
@@ -343,4 +358,14 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// allAdmin reports whether every node serves the admin API.
+func allAdmin(addrs []node.Addrs) bool {
+	for _, a := range addrs {
+		if a.Admin == "" {
+			return false
+		}
+	}
+	return true
 }

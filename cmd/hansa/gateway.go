@@ -71,7 +71,8 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	logger.Info("gateway config", "http_addr", cfg.HTTPAddr, "ops_addr", cfg.OpsAddr, "admin_addr", cfg.AdminAddr,
 		"state_file", cfg.StateFile, "chain_id", cfg.ChainID, "upstreams", len(cfg.Upstreams), "keys", len(cfg.Keys),
-		"allow_anonymous", cfg.AllowAnonymous, "poll_interval", cfg.Health.PollInterval.Std(), "max_lag", cfg.Health.MaxLag)
+		"allow_anonymous", cfg.AllowAnonymous, "poll_interval", cfg.Health.PollInterval.Std(), "max_lag", cfg.Health.MaxLag,
+		"membership_admin_urls", cfg.Membership.AdminURLs)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -12,9 +12,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -495,5 +497,135 @@ func waitForReceipt(t *testing.T, c *ethclient.Client, h common.Hash) *types.Rec
 			t.Fatalf("no receipt for %s within %v: %v", h, faultWait, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// metricSum scrapes url and sums the samples of metric whose labels
+// contain every one of want (e.g. `upstream="member-4"`).
+func metricTotal(t *testing.T, url, metric string, want ...string) float64 {
+	t.Helper()
+	resp, err := httpGet(t, url)
+	if err != nil {
+		return -1
+	}
+	var sum float64
+	for _, line := range strings.Split(resp, "\n") {
+		if !strings.HasPrefix(line, metric+"{") && !strings.HasPrefix(line, metric+" ") {
+			continue
+		}
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(line, w)
+		}
+		if !ok {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+func httpGet(t *testing.T, url string) (string, error) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return string(body), err
+}
+
+// TestDevnetGatewayFollowsMembership joins a node to a running 3-node
+// devnet: the devnet's gateway, which takes its upstreams from the
+// membership, routes to the newcomer only once it is up, and drains it
+// when it leaves — while every call through the gateway succeeds.
+func TestDevnetGatewayFollowsMembership(t *testing.T) {
+	bin := hansaBinary(t)
+	d := e2etest.StartWith(t, bin, filepath.Join(t.TempDir(), "devnet"), e2etest.Options{Nodes: 3})
+	raw, err := os.ReadFile(filepath.Join(d.Dir, "devnet.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Genesis   string `json:"genesis"`
+		JoinToken string `json:"joinToken"`
+	}
+	if err := json.Unmarshal(raw, &file); err != nil || file.JoinToken == "" {
+		t.Fatalf("devnet.json: %v (join token %q)", err, file.JoinToken)
+	}
+	gwMetrics := "http://" + d.GatewayOpsAddr + "/metrics"
+	waitMetric := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(faultWait)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %v", what, faultWait)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitMetric("three members up behind the gateway", func() bool {
+		return metricTotal(t, gwMetrics, "hansa_gateway_membership_members", `health="up"`) == 3
+	})
+
+	// Calls through the gateway run all along; none may fail.
+	gw, err := ethclient.Dial(d.GatewayURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	ctx, stop := context.WithCancel(t.Context())
+	calls := make(chan error, 1)
+	go func() {
+		n := 0
+		for ctx.Err() == nil {
+			if _, err := gw.BlockNumber(ctx); err != nil && ctx.Err() == nil {
+				calls <- fmt.Errorf("call %d through the gateway: %w", n, err)
+				return
+			}
+			n++
+			time.Sleep(5 * time.Millisecond)
+		}
+		calls <- nil
+	}()
+
+	cfg := node.DefaultConfig()
+	cfg.Genesis = file.Genesis
+	cfg.Cluster.Join, cfg.Cluster.JoinToken = []string{d.Nodes[1].Cluster}, file.JoinToken
+	c := e2etest.NewCluster(t, bin, t.TempDir())
+	ep, path := nodeFiles(t, filepath.Join(c.Dir, "node4"), "node4", 4, cfg, "")
+	n4 := c.AddNode(ep, path)
+	n4.Start(faultWait)
+	waitMetric("member 4 up and receiving calls through the gateway", func() bool {
+		return metricTotal(t, gwMetrics, "hansa_gateway_membership_members", `health="up"`) == 4 &&
+			metricTotal(t, gwMetrics, "hansa_gateway_upstream_requests_total", `upstream="member-4"`) > 0
+	})
+
+	out, err := exec.Command(bin, "leave", "--admin", n4.Admin).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "member 4 left the cluster") {
+		t.Fatalf("hansa leave: %v\n%s", err, out)
+	}
+	waitMetric("member 4 drained out of the gateway", func() bool {
+		return metricTotal(t, gwMetrics, "hansa_gateway_membership_members") == 3 &&
+			metricTotal(t, gwMetrics, "hansa_gateway_draining_upstreams") == 0 &&
+			metricTotal(t, gwMetrics, "hansa_gateway_upstream_healthy", `upstream="member-4"`) == 0
+	})
+	before := metricTotal(t, gwMetrics, "hansa_gateway_upstream_requests_total", `upstream="member-4"`)
+	time.Sleep(500 * time.Millisecond)
+	if after := metricTotal(t, gwMetrics, "hansa_gateway_upstream_requests_total", `upstream="member-4"`); after != before {
+		t.Fatalf("the gateway still sends calls to member 4 after it left (%v -> %v)", before, after)
+	}
+	stop()
+	if err := <-calls; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -17,7 +17,8 @@ import (
 //   - POST /v1/upstreams with {"name","url","role","labels"}: add an
 //     upstream (201), persisted in the state file; 409 if the name exists;
 //   - DELETE /v1/upstreams/{name}: remove an upstream added through the
-//     admin API (204); 409 for one defined in the config file, 404 if none.
+//     admin API (204); 409 for one defined in the config file or taken
+//     from the cluster's membership, 404 if none.
 //
 // Errors are JSON objects {"error": "..."}.
 func (g *Gateway) AdminHandler() http.Handler {
@@ -54,7 +55,7 @@ func (g *Gateway) AdminHandler() http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 		case errors.Is(err, ErrUpstreamNotFound):
 			adminError(w, http.StatusNotFound, err.Error())
-		case errors.Is(err, ErrUpstreamInConfig):
+		case errors.Is(err, ErrUpstreamInConfig), errors.Is(err, ErrUpstreamInMembership):
 			adminError(w, http.StatusConflict, err.Error())
 		default:
 			adminError(w, http.StatusInternalServerError, err.Error())

@@ -190,6 +190,75 @@ type LimitsConfig struct {
 	Retries int `toml:"retries"`
 }
 
+// MembershipConfig takes upstreams from a Hansa cluster's membership: the
+// gateway polls membership_status on a node's admin listener and routes to
+// members that are up, never to members catching up, down or unknown, and
+// drains members that leave (see membership.go). The section is on when
+// AdminURLs is not empty.
+type MembershipConfig struct {
+	// AdminURLs are node admin listeners (http:// or https://, JSON-RPC on
+	// POST). Any one answering is enough: the last one that answered is
+	// asked first, then the others in order.
+	AdminURLs []string `toml:"admin_urls"`
+	// Interval is how often membership_status is polled (default 1s).
+	Interval Duration `toml:"interval"`
+	// Token, when set, is sent as "Authorization: Bearer <token>".
+	Token string `toml:"token"`
+	// Role is the role of discovered upstreams (default primary).
+	Role Role `toml:"role"`
+	// Labels are added to every discovered upstream's labels, besides
+	// source=membership and member=<id>.
+	Labels map[string]string `toml:"labels"`
+	// DrainTimeout bounds how long an upstream that left the membership is
+	// kept while calls to it are still in flight (default 30s).
+	DrainTimeout Duration `toml:"drain_timeout"`
+}
+
+// Enabled reports whether upstreams are taken from a cluster's membership.
+func (m *MembershipConfig) Enabled() bool { return len(m.AdminURLs) > 0 }
+
+// validate fills in the default role and reports the first problem.
+func (m *MembershipConfig) validate() error {
+	if !m.Enabled() {
+		if m.Token != "" || len(m.Labels) > 0 {
+			return errors.New("membership.admin_urls is empty but token or labels are set")
+		}
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, a := range m.AdminURLs {
+		if p, err := url.Parse(a); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return fmt.Errorf("membership.admin_urls: %q is not an http(s) URL", a)
+		}
+		if seen[a] {
+			return fmt.Errorf("membership.admin_urls: %q listed twice", a)
+		}
+		seen[a] = true
+	}
+	if m.Interval <= 0 {
+		return errors.New("membership.interval must be positive")
+	}
+	if m.DrainTimeout <= 0 {
+		return errors.New("membership.drain_timeout must be positive")
+	}
+	if strings.ContainsFunc(m.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return errors.New("membership.token must not contain spaces or control characters")
+	}
+	switch m.Role {
+	case "":
+		m.Role = RolePrimary
+	case RolePrimary, RoleFallback:
+	default:
+		return fmt.Errorf("membership.role %q (want primary or fallback)", m.Role)
+	}
+	for k := range m.Labels {
+		if k == "source" || k == "member" {
+			return fmt.Errorf("membership.labels: %q is set by the gateway", k)
+		}
+	}
+	return nil
+}
+
 // LogConfig selects the log level and format.
 type LogConfig struct {
 	Level  string `toml:"level"`  // debug, info, warn, error
@@ -219,8 +288,11 @@ type Config struct {
 	Anonymous      KeyConfig `toml:"anonymous"`
 	// Keys are the API keys.
 	Keys []KeyConfig `toml:"keys"`
-	// Upstreams are the nodes from the config file (the admin API adds more).
+	// Upstreams are the nodes from the config file (the admin API and the
+	// membership section add more).
 	Upstreams []UpstreamConfig `toml:"upstreams"`
+	// Membership takes upstreams from a Hansa cluster's membership.
+	Membership MembershipConfig `toml:"membership"`
 
 	Health HealthConfig `toml:"health"`
 	Limits LimitsConfig `toml:"limits"`
@@ -252,6 +324,11 @@ func DefaultConfig() Config {
 			MaxBatch:     100,
 			Timeout:      Duration(10 * time.Second),
 			Retries:      2,
+		},
+		Membership: MembershipConfig{
+			Interval:     Duration(time.Second),
+			Role:         RolePrimary,
+			DrainTimeout: Duration(30 * time.Second),
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
 	}
@@ -342,6 +419,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Alerts.MinHealthy < 0 {
 		return errors.New("gateway: alerts.min_healthy is negative")
+	}
+	if err := c.Membership.validate(); err != nil {
+		return fmt.Errorf("gateway: %w", err)
 	}
 	return nil
 }

@@ -5,7 +5,9 @@
 // selection (Pick) are pure functions of samples and snapshots; the Gateway
 // is an http.Handler that authenticates, limits, authorises and routes each
 // call; Run binds the listeners and runs the thin health runner that polls
-// upstreams, feeds the policy and publishes its verdicts.
+// upstreams, feeds the policy and publishes its verdicts, and, when the
+// config has a membership section, the membership runner that takes
+// upstreams from a Hansa cluster (planMembers decides, the runner acts).
 //
 // Invariants:
 //   - No request is served without a known API key unless the config sets
@@ -20,6 +22,10 @@
 //     "already known" or "nonce too low" for a transaction with the same hash
 //     count as success; other writes are never retried.
 //   - Config swaps are atomic: a call sees one whole config.
+//   - A cluster member gets new calls only while the cluster reports it up
+//     and not leaving (and the gateway's own health checks pass); a member
+//     that leaves is drained (calls in flight finish) before it is removed;
+//     a failed membership poll never changes the upstream set.
 package gateway
 
 import (
@@ -30,6 +36,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,8 +76,16 @@ type Gateway struct {
 	rt  atomic.Pointer[runtime]
 	ups atomic.Pointer[[]*upstream] // immutable snapshot, replaced under upMu
 
-	upMu     sync.Mutex       // serialises changes of the upstream set
-	adminUps []UpstreamConfig // added through the admin API, guarded by upMu
+	upMu       sync.Mutex            // serialises changes of the upstream set
+	adminUps   []UpstreamConfig      // added through the admin API, guarded by upMu
+	memberUps  []UpstreamConfig      // taken from the cluster's membership, guarded by upMu
+	memberMode map[string]memberMode // routing of memberUps by name, guarded by upMu
+
+	memMu   sync.Mutex // serialises membership rounds
+	members *discovery // owned by the membership round, guarded by memMu
+
+	sessMu   sync.Mutex // guards sessions
+	sessions map[*wsSession]struct{}
 
 	pollMu sync.Mutex        // serialises health rounds
 	health map[string]Health // owned by the health round, guarded by pollMu
@@ -110,6 +125,10 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 		health:  map[string]Health{},
 		alerts:  make(chan string, 64),
 		bound:   make(chan struct{}),
+
+		memberMode: map[string]memberMode{},
+		members:    newDiscovery(),
+		sessions:   map[*wsSession]struct{}{},
 	}
 	saved, err := g.store.load()
 	if err != nil {
@@ -122,8 +141,9 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 }
 
 // Reload validates cfg and swaps it in atomically: keys, limits, health
-// policy, alerts and the config file's upstreams change; listen addresses
-// and the state file do not (a change is logged and ignored). An invalid cfg
+// policy, alerts, the config file's upstreams and the membership settings
+// change; listen addresses, the state file and whether the membership
+// section is on do not (a change is logged and ignored). An invalid cfg
 // leaves the running config untouched.
 func (g *Gateway) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
@@ -134,6 +154,10 @@ func (g *Gateway) Reload(cfg Config) error {
 		g.logger.Warn("listen addresses and state_file cannot change on reload; restart to apply")
 		cfg.HTTPAddr, cfg.OpsAddr, cfg.AdminAddr, cfg.StateFile = old.HTTPAddr, old.OpsAddr, old.AdminAddr, old.StateFile
 	}
+	if cfg.Membership.Enabled() != old.Membership.Enabled() {
+		g.logger.Warn("the membership section cannot be turned on or off on reload; restart to apply")
+		cfg.Membership = old.Membership
+	}
 	g.rt.Store(&runtime{cfg: cfg, keys: newKeyring(&cfg), policy: PolicyFromConfig(&cfg)})
 	g.rebuildUpstreams()
 	g.logger.Info("config reloaded", "upstreams", len(g.snapshot()), "keys", len(cfg.Keys))
@@ -143,8 +167,9 @@ func (g *Gateway) Reload(cfg Config) error {
 // snapshot returns the current upstreams; the slice must not be modified.
 func (g *Gateway) snapshot() []*upstream { return *g.ups.Load() }
 
-// rebuildUpstreams recomputes the upstream set from the config and the
-// admin list, keeping the state of upstreams whose definition is unchanged.
+// rebuildUpstreams recomputes the upstream set from the config, the admin
+// list and the membership, keeping the state of upstreams whose definition
+// is unchanged. On a name clash the config file wins, then the admin API.
 func (g *Gateway) rebuildUpstreams() {
 	g.upMu.Lock()
 	defer g.upMu.Unlock()
@@ -165,7 +190,7 @@ func (g *Gateway) rebuildLocked() {
 	seen := map[string]bool{}
 	add := func(c UpstreamConfig, source string) {
 		if seen[c.Name] {
-			g.logger.Warn("admin upstream shadowed by the config file's", "upstream", c.Name)
+			g.logger.Warn("upstream shadowed by another of the same name", "upstream", c.Name, "source", source)
 			return
 		}
 		seen[c.Name] = true
@@ -181,6 +206,10 @@ func (g *Gateway) rebuildLocked() {
 	for _, c := range g.adminUps {
 		add(c, "admin")
 	}
+	for _, c := range g.memberUps {
+		add(c, sourceMembership)
+	}
+	g.applyModesLocked(next) // before the set is published
 	for _, u := range old {
 		if !seen[u.cfg.Name] {
 			g.metrics.forget(u.cfg.Name)
@@ -215,11 +244,12 @@ func (g *Gateway) Addrs(ctx context.Context) (Addrs, error) {
 }
 
 // Ready reports whether the gateway can serve calls: some primary is
-// healthy or a fallback exists.
+// healthy or a fallback exists (among upstreams the membership lets take
+// calls).
 func (g *Gateway) Ready() error {
 	ups := g.snapshot()
 	for _, u := range ups {
-		if u.cfg.Role == RoleFallback || u.healthy.Load() {
+		if u.routable() && (u.cfg.Role == RoleFallback || u.healthy.Load()) {
 			return nil
 		}
 	}
@@ -232,14 +262,20 @@ func (g *Gateway) Ready() error {
 // UpstreamStatus is one upstream as the admin API lists it.
 type UpstreamStatus struct {
 	UpstreamConfig
-	// Source is "config" (from the config file) or "admin" (added through
-	// the admin API and persisted).
+	// Source is "config" (from the config file), "admin" (added through
+	// the admin API and persisted) or "membership" (taken from the
+	// cluster's membership, not persisted).
 	Source   string `json:"source"`
 	Healthy  bool   `json:"healthy"`
 	Reason   string `json:"reason,omitempty"`
 	Head     uint64 `json:"head"`
 	Lag      uint64 `json:"lag"`
 	InFlight int64  `json:"in_flight"`
+	// Excluded is set while the cluster reports the member catching up,
+	// down or unknown; Draining while it is leaving or no longer listed.
+	// Either keeps new calls away.
+	Excluded bool `json:"excluded,omitempty"`
+	Draining bool `json:"draining,omitempty"`
 }
 
 // Upstreams lists the upstreams and their last judged health.
@@ -249,25 +285,32 @@ func (g *Gateway) Upstreams() []UpstreamStatus {
 	for _, u := range ups {
 		h := u.health.Load()
 		out = append(out, UpstreamStatus{UpstreamConfig: u.cfg, Source: u.source, Healthy: u.healthy.Load(),
-			Reason: h.Reason, Head: u.head.Load(), Lag: h.Lag, InFlight: u.inFlight.Load()})
+			Reason: h.Reason, Head: u.head.Load(), Lag: h.Lag, InFlight: u.inFlight.Load(),
+			Excluded: u.excluded.Load(), Draining: u.draining.Load()})
 	}
 	return out
 }
 
 // ErrUpstreamExists and ErrUpstreamNotFound are returned by AddUpstream and
 // RemoveUpstream; ErrUpstreamInConfig means the upstream is defined in the
-// config file and can only be removed there.
+// config file and can only be removed there; ErrUpstreamInMembership means
+// it comes from the cluster's membership and leaves with its member.
 var (
-	ErrUpstreamExists   = errors.New("upstream already exists")
-	ErrUpstreamNotFound = errors.New("upstream not found")
-	ErrUpstreamInConfig = errors.New("upstream is defined in the config file")
+	ErrUpstreamExists       = errors.New("upstream already exists")
+	ErrUpstreamNotFound     = errors.New("upstream not found")
+	ErrUpstreamInConfig     = errors.New("upstream is defined in the config file")
+	ErrUpstreamInMembership = errors.New("upstream comes from the cluster's membership")
 )
 
 // AddUpstream adds an upstream and persists it in the state file before it
-// takes traffic (after its first good poll).
+// takes traffic (after its first good poll). While the membership section
+// is on, the names member-<id> are reserved for its upstreams.
 func (g *Gateway) AddUpstream(c UpstreamConfig) error {
 	if err := c.Validate(); err != nil {
 		return err
+	}
+	if strings.HasPrefix(c.Name, memberPrefix) && g.rt.Load().cfg.Membership.Enabled() {
+		return fmt.Errorf("upstream %q: names starting with %q are reserved for the cluster's members", c.Name, memberPrefix)
 	}
 	g.upMu.Lock()
 	defer g.upMu.Unlock()
@@ -293,6 +336,9 @@ func (g *Gateway) RemoveUpstream(name string) error {
 	if i < 0 {
 		if slices.ContainsFunc(g.rt.Load().cfg.Upstreams, func(c UpstreamConfig) bool { return c.Name == name }) {
 			return fmt.Errorf("%w: %s", ErrUpstreamInConfig, name)
+		}
+		if slices.ContainsFunc(g.memberUps, func(c UpstreamConfig) bool { return c.Name == name }) {
+			return fmt.Errorf("%w: %s", ErrUpstreamInMembership, name)
 		}
 		return fmt.Errorf("%w: %s", ErrUpstreamNotFound, name)
 	}

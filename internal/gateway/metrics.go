@@ -17,7 +17,13 @@ import "github.com/prometheus/client_golang/prometheus"
 //   - hansa_gateway_fallback_active: 1 while no primary is healthy;
 //   - hansa_gateway_failovers_total: upstreams that turned unhealthy;
 //   - hansa_gateway_retries_total{method}: calls retried on another upstream;
-//   - hansa_gateway_alerts_total{outcome}: webhook alerts sent or dropped.
+//   - hansa_gateway_alerts_total{outcome}: webhook alerts sent or dropped;
+//   - hansa_gateway_membership_polls_total{result}: membership_status polls
+//     ("ok", or "error" when no admin URL gave a usable answer);
+//   - hansa_gateway_membership_members{health}: members of the cluster by
+//     the health it reports ("up", "catching-up", "down", "unknown");
+//   - hansa_gateway_draining_upstreams: upstreams drained out of the
+//     membership and not yet removed.
 type Metrics struct {
 	Requests         *prometheus.CounterVec
 	Duration         *prometheus.HistogramVec
@@ -32,6 +38,10 @@ type Metrics struct {
 	Failovers        prometheus.Counter
 	Retries          *prometheus.CounterVec
 	Alerts           *prometheus.CounterVec
+
+	MembershipPolls   *prometheus.CounterVec
+	MembershipMembers *prometheus.GaugeVec
+	DrainingUpstreams prometheus.Gauge
 }
 
 // NewMetrics creates the gateway's metrics and registers them on reg.
@@ -68,10 +78,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "retries_total", Help: "Calls retried on another upstream, by method."}, []string{"method"}),
 		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "alerts_total", Help: "Webhook alerts, by outcome (sent, failed, dropped)."}, []string{"outcome"}),
+		MembershipPolls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "membership_polls_total", Help: "Polls of the cluster's membership_status, by result (ok, error)."},
+			[]string{"result"}),
+		MembershipMembers: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "membership_members", Help: "Members of the cluster, by the health the cluster reports."},
+			[]string{"health"}),
+		DrainingUpstreams: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "draining_upstreams", Help: "Upstreams leaving the membership, drained but not yet removed."}),
 	}
 	reg.MustRegister(m.Requests, m.Duration, m.UpstreamRequests, m.UpstreamHead, m.UpstreamLag,
 		m.UpstreamHealthy, m.UpstreamInFlight, m.HealthyCount, m.Head, m.FallbackActive, m.Failovers,
-		m.Retries, m.Alerts)
+		m.Retries, m.Alerts, m.MembershipPolls, m.MembershipMembers, m.DrainingUpstreams)
 	return m
 }
 

@@ -298,6 +298,12 @@ func (g *Gateway) forward(ctx context.Context, rt *runtime, req *rpcRequest, bod
 			break
 		}
 		tried[i] = true
+		if !ups[i].routable() {
+			// Left the rotation (membership) since the call began: choose
+			// again without counting an attempt.
+			a--
+			continue
+		}
 		if a > 0 {
 			g.metrics.Retries.WithLabelValues(methodLabel(req.Method)).Inc()
 		}
@@ -440,7 +446,9 @@ func (g *Gateway) filterCall(ctx context.Context, req *rpcRequest) (*rpcResponse
 			u = x
 		}
 	}
-	if u == nil {
+	if u == nil || u.draining.Load() {
+		// Gone, or draining out of the membership: the client creates the
+		// filter again, on another upstream.
 		g.filters.remove(id)
 		return nil, notFound
 	}

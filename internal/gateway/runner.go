@@ -15,7 +15,8 @@ import (
 )
 
 // Run binds the listeners (JSON-RPC, and ops and admin when configured),
-// then polls the upstreams every poll interval and sends alerts until ctx
+// then polls the upstreams every poll interval, the cluster's membership
+// every membership interval (when configured) and sends alerts until ctx
 // ends or a listener fails. It returns nil after a shutdown caused by ctx.
 func (g *Gateway) Run(ctx context.Context) error {
 	cfg := g.rt.Load().cfg
@@ -80,6 +81,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { g.pollLoop(ctx) })
 	wg.Go(func() { g.alertLoop(ctx) })
+	if cfg.Membership.Enabled() {
+		wg.Go(func() { g.membershipLoop(ctx) })
+	}
 	wg.Wait()
 	select {
 	case err := <-errc:
@@ -130,19 +134,26 @@ func (g *Gateway) pollOnce(ctx context.Context, now time.Time) {
 		prev[i] = g.health[u.cfg.Name]
 	}
 	next, head, chainID, changes := rt.policy.Evaluate(prev, samples, now)
+	live := map[*upstream]bool{}
+	for _, u := range g.snapshot() {
+		live[u] = true
+	}
 	health := make(map[string]Health, len(ups))
 	healthy := 0
 	m := g.metrics
 	for i, u := range ups {
 		h := next[i]
-		health[u.cfg.Name] = h
 		hc := h
 		u.health.Store(&hc)
 		if samples[i].OK {
 			u.head.Store(samples[i].Head)
 		}
 		u.healthy.Store(h.Healthy)
-		if h.Healthy && u.cfg.Role == RolePrimary {
+		if !live[u] {
+			continue // removed or replaced during the round: its state ends here
+		}
+		health[u.cfg.Name] = h
+		if h.Healthy && u.cfg.Role == RolePrimary && u.routable() {
 			healthy++
 		}
 		m.UpstreamHead.WithLabelValues(u.cfg.Name).Set(float64(u.head.Load()))

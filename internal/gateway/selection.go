@@ -17,6 +17,9 @@ type Candidate struct {
 	InFlight int64
 	// Latency is a moving average of recent call latencies, in nanoseconds.
 	Latency int64
+	// Excluded candidates are never picked, not even as a last resort (a
+	// cluster member that is catching up, down, leaving or gone).
+	Excluded bool
 }
 
 // Pick chooses the upstream for one call. It is pure: cands is a snapshot,
@@ -26,12 +29,12 @@ type Candidate struct {
 // minHead, by fewest in-flight calls and then weighted by inverse latency
 // (see best); when
 // there is none, healthy fallbacks by the same rule; then any fallback not
-// yet tried (the last resort, like a trusted leader). fallback reports that
-// the choice is a fallback.
+// yet tried (the last resort, like a trusted leader). Excluded candidates
+// are never chosen. fallback reports that the choice is a fallback.
 func Pick(cands []Candidate, minHead uint64, tried []bool, seq uint64) (idx int, fallback bool, err error) {
 	ok := func(i int, role Role, needHealthy bool) bool {
 		c := cands[i]
-		if c.Role != role || (tried != nil && tried[i]) {
+		if c.Excluded || c.Role != role || (tried != nil && tried[i]) {
 			return false
 		}
 		return !needHealthy || (c.Healthy && c.Head >= minHead)
@@ -106,11 +109,11 @@ func splitmix64(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
-// AnyHealthyPrimary reports whether at least one primary is healthy: when
-// none is, traffic goes to fallbacks.
+// AnyHealthyPrimary reports whether at least one primary that is not
+// excluded is healthy: when none is, traffic goes to fallbacks.
 func AnyHealthyPrimary(cands []Candidate) bool {
 	for _, c := range cands {
-		if c.Role == RolePrimary && c.Healthy {
+		if c.Role == RolePrimary && c.Healthy && !c.Excluded {
 			return true
 		}
 	}

@@ -25,11 +25,18 @@ var errUpstream = errors.New("upstream failed")
 
 // upstream is one node behind the gateway. Its config is immutable; the
 // counters and the published health are atomics written by the proxy (in
-// flight, latency, calls) and by the health runner (everything else).
+// flight, latency, calls), by the health runner (health and head) and,
+// under Gateway.upMu, by the membership round (excluded, draining).
 type upstream struct {
 	cfg    UpstreamConfig
-	source string // "config" or "admin"
+	source string // "config", "admin" or "membership"
 	client *http.Client
+
+	// excluded: the cluster reports the member catching up, down or
+	// unknown; draining: the member is leaving or no longer listed. Either
+	// keeps new calls away, whatever the upstream's own health.
+	excluded atomic.Bool
+	draining atomic.Bool
 
 	inFlight atomic.Int64
 	latency  atomic.Int64 // moving average of call latency, ns
@@ -49,8 +56,12 @@ func newUpstream(cfg UpstreamConfig, source string, client *http.Client) *upstre
 
 func (u *upstream) candidate() Candidate {
 	return Candidate{Role: u.cfg.Role, Healthy: u.healthy.Load(), Head: u.head.Load(),
-		InFlight: u.inFlight.Load(), Latency: u.latency.Load()}
+		InFlight: u.inFlight.Load(), Latency: u.latency.Load(), Excluded: !u.routable()}
 }
+
+// routable reports whether the membership lets new calls reach the
+// upstream (always true for upstreams not taken from a membership).
+func (u *upstream) routable() bool { return !u.excluded.Load() && !u.draining.Load() }
 
 // call posts one JSON-RPC request body and decodes the answer. Errors
 // wrapping errUpstream mean no usable answer came back.

@@ -76,8 +76,14 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, p *principal) 
 	}
 	s := &wsSession{g: g, p: p, client: conn, subs: map[string]*wsSub{}, byUp: map[string]string{},
 		pending: map[uint64]chan rpcResponse{}}
+	g.sessMu.Lock()
+	g.sessions[s] = struct{}{}
+	g.sessMu.Unlock()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer func() {
+		g.sessMu.Lock()
+		delete(g.sessions, s)
+		g.sessMu.Unlock()
 		cancel()
 		s.mu.Lock()
 		s.closed = true
@@ -123,6 +129,33 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, p *principal) 
 		}
 		s.writeClient(append(append([]byte("["), joinJSON(answers)...), ']'))
 	}
+}
+
+// moveSubscriptions closes the upstream WebSocket of every client session
+// connected to the upstream named name; each session then moves its
+// subscriptions to another upstream, as after a failure. It returns how
+// many sessions were moved.
+func (g *Gateway) moveSubscriptions(name string) int {
+	g.sessMu.Lock()
+	sessions := make([]*wsSession, 0, len(g.sessions))
+	for s := range g.sessions {
+		sessions = append(sessions, s)
+	}
+	g.sessMu.Unlock()
+	moved := 0
+	for _, s := range sessions {
+		s.mu.Lock()
+		conn := s.up
+		if s.upName != name {
+			conn = nil
+		}
+		s.mu.Unlock()
+		if conn != nil {
+			conn.Close() // readUpstream sees the failure and resubscribes
+			moved++
+		}
+	}
+	return moved
 }
 
 func joinJSON(parts [][]byte) []byte {

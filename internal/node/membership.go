@@ -540,6 +540,11 @@ func (m *members) leave(ctx context.Context, force bool) error {
 		if err == nil {
 			break
 		}
+		// The leader drops this node's connections when the removal
+		// applies, which can cut the answer off: ask the members.
+		if removed, _ := m.askRemoved(ctx); removed {
+			break
+		}
 		if !errors.Is(err, ErrNoLeader) || time.Now().After(deadline) {
 			return err
 		}
@@ -628,13 +633,25 @@ func (m *members) checkStillMember(ctx context.Context) {
 	if since.IsZero() || time.Since(since) < 5*time.Second || st.Role == "joining" {
 		return
 	}
+	if removed, asked := m.askRemoved(ctx); removed {
+		m.n.logger.Error("member reports that this node was removed from the cluster", "member", m.n.id, "asked", asked)
+		m.n.removedSelf()
+	}
+}
+
+// askRemoved asks the other members (whoami) whether this node's id was
+// removed, and returns the first that says so.
+func (m *members) askRemoved(ctx context.Context) (bool, uint64) {
 	client, err := transport.NewOpenClient(m.n.key, m.n.genesisHash, dialTimeout)
 	if err != nil {
-		return
+		return false, 0
 	}
 	defer client.Close()
-	reg := m.n.registry()
-	for _, p := range reg.peers(m.n.id, nil) {
+	configured := map[uint64]string{}
+	for _, p := range m.n.cfg.Cluster.Peers {
+		configured[p.ID] = p.Addr
+	}
+	for _, p := range m.n.registry().peers(m.n.id, configured) {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		raw, signer, err := client.Call(cctx, p.Addr, openWhoAmI, nil)
 		cancel()
@@ -643,11 +660,10 @@ func (m *members) checkStillMember(ctx context.Context) {
 			continue
 		}
 		if ans[0] != m.n.id && ans[1] > m.n.id {
-			m.n.logger.Error("member reports that this node was removed from the cluster", "member", m.n.id, "asked", p.ID)
-			m.n.removedSelf()
-			return
+			return true, p.ID
 		}
 	}
+	return false, 0
 }
 
 // viaAnyMember sends req to the other members in turn until one takes it
