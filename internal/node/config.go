@@ -85,7 +85,10 @@ type ClusterConfig struct {
 	AdvertiseRPC string `toml:"advertise_rpc"`
 
 	// Join lists members' cluster addresses (host:port) to ask for
-	// admission when this node is not a member yet; any one is enough.
+	// admission when this node is not a member yet; any one is enough. It
+	// takes precedence over membership in genesis (a founder that lost its
+	// data must not return under its old id), so founders of a genesis
+	// cluster must not set it.
 	Join []string `toml:"join"`
 	// JoinToken is the shared secret a joining node presents; members
 	// refuse joins when it is empty.
