@@ -52,6 +52,18 @@ func dialAdmin(ctx context.Context, url string) (*gethrpc.Client, error) {
 	return gethrpc.DialContext(ctx, url)
 }
 
+// adminCall calls method on the admin API at url, within a minute.
+func adminCall(ctx context.Context, url string, result any, method string, args ...any) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	c, err := dialAdmin(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.CallContext(ctx, result, method, args...)
+}
+
 func runClusterStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("cluster status", stderr)
 	admin := fs.String("admin", "", "a node's admin API URL")
@@ -120,18 +132,11 @@ func runClusterChange(ctx context.Context, op string, args []string, stdout, std
 	if *id == 0 {
 		return errors.New("--id is required")
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	c, err := dialAdmin(ctx, *admin)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	if *force {
 		fmt.Fprintln(stderr, "WARNING: --force overrides the quorum check; the cluster may be unable to commit afterwards")
 	}
 	var ok bool
-	if err := c.CallContext(ctx, &ok, "membership_"+op, *id, *force); err != nil {
+	if err := adminCall(ctx, *admin, &ok, "membership_"+op, *id, *force); err != nil {
 		return fmt.Errorf("%s member %d: %w", op, *id, err)
 	}
 	fmt.Fprintf(stdout, "member %d: %s done\n", *id, op)
@@ -146,15 +151,8 @@ func runLeave(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	c, err := dialAdmin(ctx, *admin)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	var id uint64
-	if err := c.CallContext(ctx, &id, "membership_leave", *force); err != nil {
+	if err := adminCall(ctx, *admin, &id, "membership_leave", *force); err != nil {
 		return fmt.Errorf("leave: %w", err)
 	}
 	fmt.Fprintf(stdout, "member %d left the cluster; the node stops\n", id)

@@ -18,6 +18,7 @@ import (
 	"github.com/hansa-chain/hansa/internal/consensus"
 	"github.com/hansa-chain/hansa/internal/consensus/raft"
 	"github.com/hansa-chain/hansa/internal/membership"
+	"github.com/hansa-chain/hansa/internal/telemetry"
 	"github.com/hansa-chain/hansa/internal/transport"
 )
 
@@ -899,7 +900,7 @@ func (m *members) alert(text string) {
 		return
 	}
 	go func() {
-		if err := postWebhook(context.Background(), url, text); err != nil {
+		if err := telemetry.PostWebhook(context.Background(), nil, url, text); err != nil {
 			m.n.logger.Warn("membership alert webhook failed", "err", err)
 		}
 	}()

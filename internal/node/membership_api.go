@@ -1,12 +1,8 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -168,26 +164,4 @@ func (a *membershipAPI) Leave(ctx context.Context, force *bool) (uint64, error) 
 		return 0, err
 	}
 	return a.n.id, nil
-}
-
-// postWebhook posts {"text": text} to url (Slack-compatible).
-func postWebhook(ctx context.Context, url, text string) error {
-	body, _ := json.Marshal(map[string]string{"text": text})
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("webhook answered %s", resp.Status)
-	}
-	return nil
 }

@@ -249,3 +249,26 @@ func TestServeReportsListenerError(t *testing.T) {
 		t.Error("Serve on a closed listener returned nil")
 	}
 }
+
+func TestPostWebhook(t *testing.T) {
+	var got map[string]string
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("content type %q", r.Header.Get("Content-Type"))
+		}
+		_ = json.NewDecoder(r.Body).Decode(&got)
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	if err := PostWebhook(t.Context(), nil, srv.URL, "voter 3 is down"); err != nil {
+		t.Fatal(err)
+	}
+	if got["text"] != "voter 3 is down" || len(got) != 1 {
+		t.Fatalf("posted %v, want {text: ...}", got)
+	}
+	status = http.StatusBadGateway
+	if err := PostWebhook(t.Context(), srv.Client(), srv.URL, "x"); err == nil || !strings.Contains(err.Error(), "502") {
+		t.Fatalf("a 502 answer gave %v", err)
+	}
+}

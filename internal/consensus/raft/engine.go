@@ -220,10 +220,14 @@ func New(cfg Config, store *LogStore, transport Transport, applied uint64, logge
 // it to its log (replication and commit follow), consensus.ErrNotLeader on a
 // follower, consensus.ErrStopped after Run ended, or ctx's error.
 func (e *Engine) Propose(ctx context.Context, data []byte) error {
+	return e.submit(ctx, proposal{data: data, done: make(chan error, 1)})
+}
+
+// submit hands p to Run and waits for its outcome.
+func (e *Engine) submit(ctx context.Context, p proposal) error {
 	if e.stopped.Load() {
 		return consensus.ErrStopped
 	}
-	p := proposal{data: data, done: make(chan error, 1)}
 	select {
 	case e.props <- p:
 	case <-ctx.Done():
@@ -243,21 +247,7 @@ func (e *Engine) Propose(ctx context.Context, data []byte) error {
 // a follower, or ctx's error. The change takes effect when its entry is
 // committed; the node learns of it from the entry's Config.
 func (e *Engine) ProposeConfChange(ctx context.Context, cc *pb.ConfChange) error {
-	if e.stopped.Load() {
-		return consensus.ErrStopped
-	}
-	p := proposal{conf: cc, done: make(chan error, 1)}
-	select {
-	case e.props <- p:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-p.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return e.submit(ctx, proposal{conf: cc, done: make(chan error, 1)})
 }
 
 // TransferLeadership asks Raft, on the leader, to hand leadership to the
