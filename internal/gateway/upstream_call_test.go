@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The upstream client sends the call as the upstream's URL says (path
+// kept, user info as basic auth, no compression asked), reads plain and
+// chunked answers, turns HTTP failures into errUpstream, honours the
+// context's deadline, and never sends a call twice on its own.
+func TestUpstreamCall(t *testing.T) {
+	var hits atomic.Int64
+	var mode atomic.Value
+	mode.Store("ok")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		switch mode.Load().(string) {
+		case "ok":
+			want := "Basic " + base64.StdEncoding.EncodeToString([]byte("user:pass"))
+			if r.URL.Path != "/v3/secret" || r.Header.Get("Authorization") != want || r.Header.Get("Content-Type") != "application/json" ||
+				r.Header.Get("Accept-Encoding") != "" || string(body) != `{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber"}` {
+				http.Error(w, "unexpected request", http.StatusBadRequest)
+				return
+			}
+			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":7,"result":"0x2a"}`)
+		case "chunked":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":7,"result":"0x`)
+			w.(http.Flusher).Flush() // forces chunked encoding
+			_, _ = io.WriteString(w, strings.Repeat("ab", 50_000)+`"}`)
+		case "500":
+			http.Error(w, "boom", http.StatusInternalServerError)
+		case "slow":
+			time.Sleep(2 * time.Second)
+		case "hangup":
+			hj, _ := w.(http.Hijacker)
+			c, _, _ := hj.Hijack()
+			_ = c.Close()
+		}
+	}))
+	defer srv.Close()
+	u := newUpstream(UpstreamConfig{Name: "n", URL: strings.Replace(srv.URL, "http://", "http://user:pass@", 1) + "/v3/secret"}, "config", http.DefaultClient)
+	body := []byte(`{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber"}`)
+
+	resp, err := u.call(t.Context(), body)
+	if err != nil || string(resp.Result) != `"0x2a"` || string(resp.ID) != "7" {
+		t.Fatalf("plain answer: %+v, %v", resp, err)
+	}
+	mode.Store("chunked")
+	resp, err = u.call(t.Context(), body)
+	if err != nil || len(resp.Result) != 100_004 {
+		t.Fatalf("chunked answer: %v (result of %d bytes)", err, len(resp.Result))
+	}
+	mode.Store("500")
+	if _, err := u.call(t.Context(), body); !errors.Is(err, errUpstream) || !strings.Contains(err.Error(), "HTTP 500") {
+		t.Fatalf("HTTP 500 without a JSON-RPC answer: %v", err)
+	}
+	mode.Store("slow")
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	start := time.Now()
+	_, err = u.call(ctx, body)
+	cancel()
+	if !errors.Is(err, errUpstream) || !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
+		t.Fatalf("slow upstream: %v after %v, want errUpstream within the 200 ms deadline", err, time.Since(start))
+	}
+	mode.Store("hangup")
+	before := hits.Load()
+	if _, err := u.call(t.Context(), body); !errors.Is(err, errUpstream) {
+		t.Fatalf("hang-up: %v", err)
+	}
+	if got := hits.Load() - before; got != 1 {
+		t.Fatalf("a call cut off by the upstream was sent %d times; the client must not resend on its own", got)
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := u.call(cancelled, body); !errors.Is(err, errUpstream) {
+		t.Fatalf("cancelled context: %v", err)
+	}
+}
