@@ -29,6 +29,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
+	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/hansa-chain/hansa/internal/e2etest"
 	"github.com/hansa-chain/hansa/internal/keys"
@@ -598,10 +599,21 @@ func TestDevnetGatewayFollowsMembership(t *testing.T) {
 		calls <- nil
 	}()
 
-	cfg := node.DefaultConfig()
-	cfg.Genesis = file.Genesis
-	cfg.Cluster.Join, cfg.Cluster.JoinToken = []string{d.Nodes[1].Cluster}, file.JoinToken
+	// The newcomer has no genesis file: it fetches it and checks its hash.
+	var info node.NodeInfo
+	if err := rpcCall(t, d.Nodes[0].Admin, &info, "admin_nodeInfo"); err != nil {
+		t.Fatal(err)
+	}
 	c := e2etest.NewCluster(t, bin, t.TempDir())
+	cfg := node.DefaultConfig()
+	cfg.Genesis = filepath.Join(c.Dir, "node4", "genesis.json")
+	cfg.Cluster.Join, cfg.Cluster.JoinToken = []string{d.Nodes[1].Cluster}, file.JoinToken
+	cfg.Cluster.GenesisHash = "0x" + strings.Repeat("ab", 32) // wrong first
+	_, wrong := nodeFiles(t, filepath.Join(c.Dir, "wronghash"), "wronghash", 0, cfg, "")
+	if out, err := exec.Command(bin, "node", "--config", wrong).CombinedOutput(); err == nil || !strings.Contains(string(out), "not cluster.genesis_hash") {
+		t.Fatalf("a genesis hash no member has: %v\n%s", err, out)
+	}
+	cfg.Cluster.GenesisHash = info.Genesis.Hex()
 	ep, path := nodeFiles(t, filepath.Join(c.Dir, "node4"), "node4", 4, cfg, "")
 	n4 := c.AddNode(ep, path)
 	n4.Start(faultWait)
@@ -628,4 +640,15 @@ func TestDevnetGatewayFollowsMembership(t *testing.T) {
 	if err := <-calls; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// rpcCall calls a JSON-RPC method at url.
+func rpcCall(t *testing.T, url string, result any, method string, args ...any) error {
+	t.Helper()
+	c, err := rpc.DialContext(t.Context(), url)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.CallContext(t.Context(), result, method, args...)
 }

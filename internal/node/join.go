@@ -103,7 +103,11 @@ func fetchGenesis(ctx context.Context, cfg Config, key *ecdsa.PrivateKey, logger
 	defer client.Close()
 	for attempt := 0; ; attempt++ {
 		for _, addr := range cfg.Cluster.Join {
-			raw, _, err := client.Call(ctx, addr, openGenesis, nil)
+			raw, _, err := client.Call(ctx, addr, openGenesis, []byte(cfg.Cluster.JoinToken))
+			var re *transport.RemoteError
+			if errors.As(err, &re) && strings.Contains(re.Msg, ErrJoinRefused.Error()) {
+				return nil, fmt.Errorf("%s refused the genesis to this node: %s", addr, re.Msg)
+			}
 			if err != nil {
 				logger.Info("fetching genesis from a member", "addr", addr, "err", err)
 				continue
@@ -440,7 +444,12 @@ func (f *formation) agreed() (registry, bool) {
 func (n *Node) registerOpen(t *transport.TCP) {
 	m := n.members
 	t.HandleOpen(openJoin, m.serveJoin)
-	t.HandleOpen(openGenesis, func(context.Context, common.Address, []byte) ([]byte, error) { return n.genesisRaw, nil })
+	t.HandleOpen(openGenesis, func(_ context.Context, from common.Address, token []byte) ([]byte, error) {
+		if err := m.checkToken(from, string(token)); err != nil {
+			return nil, err
+		}
+		return n.genesisRaw, nil
+	})
 	t.HandleOpen(openBootstrap, func(_ context.Context, from common.Address, req []byte) ([]byte, error) {
 		var h bootstrapHello
 		if err := rlp.DecodeBytes(req, &h); err != nil {

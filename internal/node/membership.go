@@ -112,7 +112,6 @@ type members struct {
 	// while it sees one).
 	noLeaderSince time.Time
 
-	leaving  chan struct{} // closed once this node leaves
 	leaveMu  sync.Mutex
 	isLeave  bool
 	advertMu sync.Mutex
@@ -121,7 +120,7 @@ type members struct {
 }
 
 func newMembers(n *Node, reg registry) *members {
-	return &members{n: n, reg: reg, changed: make(chan struct{}), views: map[uint64]*memberView{}, leaving: make(chan struct{}),
+	return &members{n: n, reg: reg, changed: make(chan struct{}), views: map[uint64]*memberView{},
 		metrics: newMembershipMetrics(n.reg)}
 }
 
@@ -493,7 +492,7 @@ func (m *members) change(ctx context.Context, c memberChange, force bool) error 
 	return m.propose(ctx, c)
 }
 
-// Leaving reports whether this node is leaving the cluster.
+// isLeaving reports whether this node is leaving the cluster.
 func (m *members) isLeaving() bool {
 	m.leaveMu.Lock()
 	defer m.leaveMu.Unlock()
