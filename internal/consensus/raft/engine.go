@@ -185,7 +185,9 @@ func New(cfg Config, store *LogStore, transport Transport, applied uint64, logge
 	if snapIndex := snap.GetMetadata().GetIndex(); applied < snapIndex && len(snap.GetData()) > 0 {
 		// The node stopped before it caught up with a snapshot it had
 		// received: hand it over again before anything that follows it.
-		e.pendingSnap = &consensus.Entry{Index: snapIndex, Term: snap.GetMetadata().GetTerm(), Data: snap.GetData(), Snapshot: true, Committed: time.Now()}
+		cs := snap.GetMetadata().GetConfState()
+		e.pendingSnap = &consensus.Entry{Index: snapIndex, Term: snap.GetMetadata().GetTerm(), Data: snap.GetData(), Snapshot: true, Committed: time.Now(),
+			Config: &consensus.Config{Voters: slices.Clone(cs.GetVoters()), Learners: slices.Clone(cs.GetLearners())}}
 	}
 	applied = max(applied, snap.GetMetadata().GetIndex())
 	e.startApplied = applied
