@@ -129,6 +129,11 @@ func newDB(kv ethdb.KeyValueStore, sync func() error, opts Options) *DB {
 			// The flat-state generator is a background job; without it
 			// reads go through the trie, which is what was measured.
 			NoAsyncGeneration: true,
+			// pathdb flushes in the background by default: Commit (our
+			// FlushState) would return before the state is on disk, and a
+			// node killed soon after its first start lost its genesis state
+			// (seen in CI). Recovery relies on FlushState being durable.
+			NoAsyncFlush: true,
 		}}
 	}
 	tdb := triedb.NewDatabase(db, tcfg)

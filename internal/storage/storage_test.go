@@ -297,3 +297,25 @@ func TestOpenRefusesTheOtherStateMode(t *testing.T) {
 		db.Close()
 	}
 }
+
+// A process killed right after the first start keeps the genesis state:
+// FlushState (which InitGenesis uses) must be on disk when it returns, not
+// flushed in the background. Repeated, because the window is short.
+func TestGenesisStateSurvivesAnImmediateCrash(t *testing.T) {
+	for i := range 20 {
+		dir := t.TempDir()
+		db := openPebble(t, dir, false)
+		f := newFixture(t, db)
+		root := f.hs.head.Root
+		if err := db.Crash(); err != nil {
+			t.Fatal(err)
+		}
+		db = openPebble(t, dir, false)
+		if !db.StateAvailable(root) {
+			t.Fatalf("round %d: the genesis state was lost by a crash right after it was committed", i)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
