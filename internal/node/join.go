@@ -142,22 +142,23 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// advertiseAddr is the cluster address other members dial.
-func (n *Node) advertiseAddr(ln net.Listener) (string, error) {
+// advertiseAddr is the cluster address other members dial: the configured
+// one, else bound (the listener's address), unless that is a wildcard.
+func (n *Node) advertiseAddr(bound string) (string, error) {
 	if a := n.cfg.Cluster.AdvertiseAddr; a != "" {
 		return a, nil
 	}
-	if ln == nil {
+	if bound == "" {
 		return "", nil
 	}
-	host, _, err := net.SplitHostPort(ln.Addr().String())
+	host, _, err := net.SplitHostPort(bound)
 	if err != nil {
 		return "", err
 	}
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		return "", fmt.Errorf("cluster.listen_addr %s is a wildcard: set cluster.advertise_addr to the address other members should dial", n.cfg.Cluster.ListenAddr)
 	}
-	return ln.Addr().String(), nil
+	return bound, nil
 }
 
 // advertiseRPC is this node's public JSON-RPC URL for gateways, or "".
@@ -183,7 +184,7 @@ func (n *Node) advertiseRPC(bound string) string {
 // returns its membership. It retries until admitted, refused or ctx ends.
 func (n *Node) joinCluster(ctx context.Context, ln net.Listener, genesis common.Hash) (membershipRecord, error) {
 	cc := n.cfg.Cluster
-	addr, err := n.advertiseAddr(ln)
+	addr, err := n.advertiseAddr(ln.Addr().String())
 	if err != nil {
 		return membershipRecord{}, err
 	}
@@ -242,7 +243,7 @@ func (n *Node) bootstrapCluster(ctx context.Context, ln *net.TCPListener, genesi
 	if cc.JoinToken == "" {
 		return membershipRecord{}, errors.New("cluster.bootstrap_expect needs cluster.join_token: the founding nodes admit only each other")
 	}
-	addr, err := n.advertiseAddr(ln)
+	addr, err := n.advertiseAddr(ln.Addr().String())
 	if err != nil {
 		return membershipRecord{}, err
 	}
@@ -342,9 +343,7 @@ type formation struct {
 func (f *formation) hello(c candidate) bootstrapState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.seen[c.Address]; !ok || f.seen[c.Address] != c {
-		f.seen[c.Address] = c
-	}
+	f.seen[c.Address] = c
 	return bootstrapState{Expect: uint64(f.expect), Seen: f.sortedLocked()}
 }
 

@@ -220,7 +220,7 @@ func (n *Node) applyConfig(e consensus.Entry) error {
 
 // notify alerts the operator about a change.
 func (m *members) notify(c memberChange, reg registry) {
-	if !m.n.members.isLeader() {
+	if !m.isLeader() {
 		return
 	}
 	switch c.Op {

@@ -55,11 +55,8 @@ func (m *members) status() MembershipStatus {
 	m.viewMu.Lock()
 	defer m.viewMu.Unlock()
 	for _, mem := range reg.Members {
-		ms := MemberStatus{ID: mem.ID, Name: mem.Name, Address: mem.Address, ClusterAddr: mem.Addr, RPCURL: mem.RPC,
-			Role: reg.role(mem.ID), Health: "unknown", Match: progress[mem.ID], Lag: lags[mem.ID]}
-		if mem.ID == d.LeaderID {
-			ms.Role = "leader"
-		}
+		ms := memberStatus(mem, reg, d.LeaderID)
+		ms.Match, ms.Lag = progress[mem.ID], lags[mem.ID]
 		if mem.ID == m.n.id {
 			ms.Match, ms.Lag = d.LastIndex, 0
 		}
@@ -94,17 +91,23 @@ func (m *members) localStatus() MembershipStatus {
 	out := MembershipStatus{Self: m.n.id, Leader: st.LeaderID, Term: st.Term, Commit: st.Commit, NextID: reg.NextID,
 		Members: []MemberStatus{}, DeadVoters: []uint64{}, Source: "local"}
 	for _, mem := range reg.Members {
-		ms := MemberStatus{ID: mem.ID, Name: mem.Name, Address: mem.Address, ClusterAddr: mem.Addr, RPCURL: mem.RPC,
-			Role: reg.role(mem.ID), Health: "unknown"}
-		if mem.ID == st.LeaderID {
-			ms.Role = "leader"
-		}
+		ms := memberStatus(mem, reg, st.LeaderID)
 		if mem.ID == m.n.id {
 			ms.Applied, ms.Height, ms.Leaving = st.Applied, m.n.head.Load().Number.Uint64(), m.isLeaving()
 		}
 		out.Members = append(out.Members, ms)
 	}
 	return out
+}
+
+// memberStatus is what the registry alone says of mem: health unknown.
+func memberStatus(mem Member, reg registry, leader uint64) MemberStatus {
+	ms := MemberStatus{ID: mem.ID, Name: mem.Name, Address: mem.Address, ClusterAddr: mem.Addr, RPCURL: mem.RPC,
+		Role: reg.role(mem.ID), Health: "unknown"}
+	if mem.ID == leader {
+		ms.Role = "leader"
+	}
+	return ms
 }
 
 // membershipAPI is the "membership" namespace on the admin listener.

@@ -158,14 +158,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, reg *prometheus.R
 	}
 	n.recent = newRecentBlocks(recentBlockCache)
 	n.id = n.memberID()
-	cc := cfg.Cluster
-	if n.id == 0 && len(cc.Join) == 0 && cc.BootstrapExpect == 0 && !hasMembership(cfg.DataDir) {
-		return nil, fmt.Errorf("node key %s (address %s) is not a member in genesis %s; to join a running cluster set cluster.join (--join) and cluster.join_token, or form a new one with cluster.bootstrap_expect",
-			cfg.NodeKeyPath(), n.address, cfg.Genesis)
-	}
 	n.db, err = storage.OpenPebble(cfg.DataDir, cfg.Storage)
 	if err != nil {
 		return nil, err
+	}
+	if cc := cfg.Cluster; n.id == 0 && len(cc.Join) == 0 && cc.BootstrapExpect == 0 && n.db.Membership() == nil {
+		n.db.Close()
+		return nil, fmt.Errorf("node key %s (address %s) is not a member in genesis %s; to join a running cluster set cluster.join (--join) and cluster.join_token, or form a new one with cluster.bootstrap_expect",
+			cfg.NodeKeyPath(), n.address, cfg.Genesis)
 	}
 	if err := n.open(ctx); err != nil {
 		n.db.Close()
@@ -266,27 +266,15 @@ func (n *Node) replicated() bool {
 	return false
 }
 
-// hasMembership reports whether datadir holds a membership record, without
-// keeping the database open.
-func hasMembership(datadir string) bool {
-	_, err := os.Stat(datadir)
-	if err != nil {
-		return false
-	}
-	db, err := storage.OpenPebble(datadir, storage.DefaultOptions())
-	if err != nil {
-		return false
-	}
-	defer db.Close()
-	return db.Membership() != nil
-}
-
 // openCluster starts Raft over the cluster transport: it finds this node's
 // membership (stored; the genesis members; a join; or forming a cluster),
 // then opens the engine.
 func (n *Node) openCluster(ctx context.Context, genesis common.Hash) error {
 	cc := n.cfg.Cluster
 	var ln *net.TCPListener
+	if n.opts.transport != nil && n.db.Membership() == nil && (len(cc.Join) > 0 || cc.BootstrapExpect > 0) {
+		return errors.New("joining or forming a cluster needs the TCP transport (cluster.listen_addr)")
+	}
 	if n.opts.transport == nil {
 		if cc.ListenAddr == "" {
 			return errors.New("cluster.listen_addr is required: the chain is replicated")
@@ -593,10 +581,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		}()
 		defer func() { tcancel(); <-tdone }()
 		run("cluster", n.cluster.run)
-		adv, _ := n.advertiseAddr(nil)
-		if adv == "" {
-			adv, _ = n.advertiseAddr(n.clusterListener())
-		}
+		adv, _ := n.advertiseAddr(n.addrs.Cluster)
 		n.members.advertise(adv, n.advertiseRPC(n.addrs.HTTP))
 		run("membership", n.members.run)
 	}
@@ -653,14 +638,6 @@ func (n *Node) readyCheck() error {
 		return errors.New("leaving the cluster")
 	case n.members != nil && n.engine.Status().Role == "joining":
 		return errors.New("joining: waiting for the leader's snapshot")
-	}
-	return nil
-}
-
-// clusterListener is the bound cluster listener as a net.Listener, or nil.
-func (n *Node) clusterListener() net.Listener {
-	if t, ok := n.clusterTransport().(interface{ Listener() net.Listener }); ok {
-		return t.Listener()
 	}
 	return nil
 }

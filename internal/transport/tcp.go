@@ -275,9 +275,6 @@ func NewTCP(cfg TCPConfig, logger *slog.Logger, reg prometheus.Registerer) (*TCP
 	return t, nil
 }
 
-// Listener returns the bound listener (for its address).
-func (t *TCP) Listener() net.Listener { return t.ln }
-
 // Addr returns the address the listener is bound to.
 func (t *TCP) Addr() string { return t.ln.Addr().String() }
 

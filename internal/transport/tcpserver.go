@@ -36,14 +36,10 @@ func (t *TCP) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, _ := r.Context().Value(connKey{}).(net.Conn)
 	t.mu.RLock()
-	closing, blocked := t.closing, t.blocked[from]
+	blocked := t.blocked[from]
 	_, tracked := t.inbound[conn]
-	if !closing {
-		t.active.Add(1)
-	}
 	t.mu.RUnlock()
-	if closing {
-		refuse(w, http.StatusServiceUnavailable, "stopping")
+	if !t.enter(w) {
 		return
 	}
 	defer t.active.Done()
@@ -72,6 +68,16 @@ func (t *TCP) serveOpen(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusForbidden, "not authenticated")
 		return
 	}
+	if !t.enter(w) {
+		return
+	}
+	defer t.active.Done()
+	t.open.serve(w, r, signer, t.logger)
+}
+
+// enter admits a request unless Run is stopping (then it answers 503);
+// an admitted request must call t.active.Done when served.
+func (t *TCP) enter(w http.ResponseWriter) bool {
 	t.mu.RLock()
 	closing := t.closing
 	if !closing {
@@ -80,10 +86,8 @@ func (t *TCP) serveOpen(w http.ResponseWriter, r *http.Request) {
 	t.mu.RUnlock()
 	if closing {
 		refuse(w, http.StatusServiceUnavailable, "stopping")
-		return
 	}
-	defer t.active.Done()
-	t.open.serve(w, r, signer, t.logger)
+	return !closing
 }
 
 // track records that conn is authenticated as signer, so that SetPeers can
