@@ -164,6 +164,15 @@ func TestReload(t *testing.T) {
 	if !h.g.Upstreams()[0].Healthy {
 		t.Error("kept upstream lost its health on reload")
 	}
+	// The body limit is the front's, fixed at start: a reload keeps it.
+	bigger := good
+	bigger.Limits.MaxBodyBytes = 2 * good.Limits.MaxBodyBytes
+	if err := h.g.Reload(bigger); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.g.rt.Load().cfg.Limits.MaxBodyBytes; got != good.Limits.MaxBodyBytes {
+		t.Errorf("max_body_bytes %d after reload, want the start value %d", got, good.Limits.MaxBodyBytes)
+	}
 }
 
 // TestRunAlertsAndProbes runs the whole gateway on loopback with a fast poll

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -82,12 +81,12 @@ func newKeyring(c *Config) *keyring {
 	return kr
 }
 
-// keyFromRequest returns the API key a request carries: the X-API-Key
-// header, or the path /v1/KEY. ok is false when the path is neither / nor
-// /v1/KEY.
-func keyFromRequest(r *http.Request) (key string, ok bool) {
-	key = r.Header.Get("X-API-Key")
-	switch path := r.URL.Path; {
+// keyFromRequest returns the API key of a request to path whose X-API-Key
+// header is header: the header, or else the path's KEY in /v1/KEY. ok is
+// false when the path is neither / nor /v1/KEY.
+func keyFromRequest(path, header string) (key string, ok bool) {
+	key = header
+	switch {
 	case path == "/" || path == "":
 	case strings.HasPrefix(path, "/v1/") && !strings.Contains(path[4:], "/"):
 		if key == "" {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"sort"
 	"testing"
 	"time"
@@ -27,8 +26,7 @@ func BenchmarkProxy(b *testing.B) {
 		b.Fatal(err)
 	}
 	g.pollOnce(b.Context(), time.Now())
-	front := httptest.NewServer(g)
-	defer front.Close()
+	front := testFront(b, g)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}`)
 	do := func(b *testing.B, url string) {
@@ -45,7 +43,7 @@ func BenchmarkProxy(b *testing.B) {
 			b.Fatalf("HTTP %d", resp.StatusCode)
 		}
 	}
-	for _, target := range []struct{ name, url string }{{"direct", up.url()}, {"gateway", front.URL}} {
+	for _, target := range []struct{ name, url string }{{"direct", up.url()}, {"gateway", front}} {
 		b.Run(target.name+"/serial", func(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
 			for b.Loop() {

@@ -17,8 +17,8 @@ import (
 
 // ExampleNew puts a gateway in front of one Ethereum JSON-RPC node (here a
 // stub that answers every call with chain id 1337 and head 0x10) and sends
-// it a keyed call. In a process, Run binds the listeners and polls health;
-// here the gateway is used as an http.Handler.
+// it a keyed call and one without a key. Run binds the listeners and
+// polls health until its context ends.
 func ExampleNew() {
 	node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -315,7 +316,7 @@ func (n *fakeNode) killWS() {
 type harness struct {
 	t     *testing.T
 	g     *Gateway
-	front *httptest.Server
+	front struct{ URL string } // the JSON-RPC front
 	reg   *prometheus.Registry
 	nodes []*fakeNode
 	now   time.Time
@@ -353,9 +354,28 @@ func newHarness(t *testing.T, nodes []*fakeNode, mutate func(*Config)) *harness 
 		t.Fatal(err)
 	}
 	h := &harness{t: t, g: g, reg: reg, nodes: nodes, now: time.Unix(1_700_000_000, 0)}
-	h.front = httptest.NewServer(g)
-	t.Cleanup(h.front.Close)
+	h.front.URL = testFront(t, g)
 	return h
+}
+
+// testFront serves g's JSON-RPC front on a loopback port until the test
+// ends and returns its URL.
+func testFront(t testing.TB, g *Gateway) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.serveFront(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("front: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
 }
 
 // poll runs k health rounds, one poll interval apart.

@@ -2,9 +2,9 @@
 // front of any Ethereum JSON-RPC nodes ("upstreams").
 //
 // Roles: health judgement (Policy.Evaluate, Corroborate) and upstream
-// selection (Pick) are pure functions of samples and snapshots; the Gateway
-// is an http.Handler that authenticates, limits, authorises and routes each
-// call; Run binds the listeners and runs the thin health runner that polls
+// selection (Pick) are pure functions of samples and snapshots; the
+// Gateway's front (a fasthttp server, front.go) authenticates, limits,
+// authorises and routes each call; Run binds the listeners and runs the thin health runner that polls
 // upstreams, feeds the policy and publishes its verdicts, and, when the
 // config has a membership section, the membership runner that takes
 // upstreams from a Hansa cluster (planMembers decides, the runner acts).
@@ -59,9 +59,9 @@ type Addrs struct {
 	Admin string // admin API
 }
 
-// Gateway proxies JSON-RPC calls to healthy upstreams. It is an
-// http.Handler; New builds it without starting anything, and Run binds its
-// listeners and runs the health runner. Its methods are safe for concurrent
+// Gateway proxies JSON-RPC calls to healthy upstreams. New builds it
+// without starting anything, and Run binds its listeners and runs the
+// health runner. Its methods are safe for concurrent
 // use.
 type Gateway struct {
 	logger  *slog.Logger
@@ -146,9 +146,9 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 
 // Reload validates cfg and swaps it in atomically: keys, limits, health
 // policy, alerts, the config file's upstreams and the membership settings
-// change; listen addresses, the state file and whether the membership
-// section is on do not (a change is logged and ignored). An invalid cfg
-// leaves the running config untouched.
+// change; listen addresses, the state file, the request body limit and
+// whether the membership section is on do not (a change is logged and
+// ignored). An invalid cfg leaves the running config untouched.
 func (g *Gateway) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -157,6 +157,10 @@ func (g *Gateway) Reload(cfg Config) error {
 	if cfg.HTTPAddr != old.HTTPAddr || cfg.OpsAddr != old.OpsAddr || cfg.AdminAddr != old.AdminAddr || cfg.StateFile != old.StateFile {
 		g.logger.Warn("listen addresses and state_file cannot change on reload; restart to apply")
 		cfg.HTTPAddr, cfg.OpsAddr, cfg.AdminAddr, cfg.StateFile = old.HTTPAddr, old.OpsAddr, old.AdminAddr, old.StateFile
+	}
+	if cfg.Limits.MaxBodyBytes != old.Limits.MaxBodyBytes {
+		g.logger.Warn("limits.max_body_bytes cannot change on reload (the HTTP front reads bodies up to it); restart to apply")
+		cfg.Limits.MaxBodyBytes = old.Limits.MaxBodyBytes
 	}
 	if cfg.Membership.Enabled() != old.Membership.Enabled() {
 		g.logger.Warn("the membership section cannot be turned on or off on reload; restart to apply")

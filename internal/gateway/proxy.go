@@ -6,10 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,80 +14,10 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
-	"github.com/gorilla/websocket"
 )
 
-// ServeHTTP answers JSON-RPC over HTTP (POST / or /v1/KEY with one call or
-// a batch) and over WebSocket (an upgrade on the same paths). Failures that concern the whole request (path, key, body, batch
-// size, rate) get an HTTP error status with a JSON-RPC error body; failures
-// of single calls are JSON-RPC errors in their place of the answer.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rt := g.rt.Load()
-	fail := func(status int, e *rpcError, label string) {
-		g.metrics.Requests.WithLabelValues("none", label, "none").Inc()
-		writeJSON(w, status, encodeError(nil, e))
-	}
-	key, ok := keyFromRequest(r)
-	if !ok {
-		fail(http.StatusNotFound, &rpcError{Code: CodeInvalidRequest, Message: "not found: use POST / or POST /v1/KEY"}, "invalid")
-		return
-	}
-	if websocket.IsWebSocketUpgrade(r) {
-		p, aerr := rt.keys.authenticate(key)
-		if aerr != nil {
-			fail(http.StatusUnauthorized, aerr, "unauthorized")
-			return
-		}
-		g.serveWS(w, r, p)
-		return
-	}
-	if r.Method != http.MethodPost {
-		fail(http.StatusMethodNotAllowed, &rpcError{Code: CodeInvalidRequest, Message: "method not allowed: use POST"}, "invalid")
-		return
-	}
-	p, aerr := rt.keys.authenticate(key)
-	if aerr != nil {
-		fail(http.StatusUnauthorized, aerr, "unauthorized")
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.cfg.Limits.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			fail(http.StatusRequestEntityTooLarge, &rpcError{Code: CodeInvalidRequest,
-				Message: fmt.Sprintf("request body too large: limit %d bytes", rt.cfg.Limits.MaxBodyBytes)}, "too_large")
-			return
-		}
-		fail(http.StatusBadRequest, &rpcError{Code: CodeInvalidRequest, Message: "could not read request body"}, "invalid")
-		return
-	}
-	calls, batch, perr := parseBody(body)
-	if perr != nil {
-		fail(http.StatusBadRequest, perr, "invalid")
-		return
-	}
-	if len(calls) > rt.cfg.Limits.MaxBatch {
-		fail(http.StatusBadRequest, &rpcError{Code: CodeInvalidRequest,
-			Message: fmt.Sprintf("batch too large: %d calls, limit %d", len(calls), rt.cfg.Limits.MaxBatch)}, "too_large")
-		return
-	}
-	now := time.Now()
-	if ok, wait := g.limiter.allow("ip:"+clientIP(r), now, len(calls), rt.cfg.Limits.IPRate, rt.cfg.Limits.IPBurst); !ok {
-		w.Header().Set("Retry-After", retryAfter(wait))
-		fail(http.StatusTooManyRequests, rateLimited("client IP", wait), "rate_limited")
-		return
-	}
-	if ok, wait := g.limiter.allow("key:"+p.name, now, len(calls), p.rate, p.burst); !ok {
-		w.Header().Set("Retry-After", retryAfter(wait))
-		fail(http.StatusTooManyRequests, rateLimited("API key", wait), "rate_limited")
-		return
-	}
-
-	ctx := r.Context()
-	if !batch {
-		writeJSON(w, http.StatusOK, g.handleCall(ctx, rt, p, calls[0]))
-		return
-	}
+// handleBatch answers the calls of a batch in request order.
+func (g *Gateway) handleBatch(ctx context.Context, rt *runtime, p *principal, calls []json.RawMessage) []byte {
 	// The calls of a batch run concurrently, except that one sender's
 	// eth_sendRawTransaction calls run one after another in batch order: a
 	// node (or a cluster member forwarding to its leader) must see a
@@ -127,7 +54,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, a...)
 	}
-	writeJSON(w, http.StatusOK, append(out, ']'))
+	return append(out, ']')
 }
 
 func rateLimited(what string, wait time.Duration) *rpcError {
@@ -140,23 +67,6 @@ func rateLimited(what string, wait time.Duration) *rpcError {
 // retryAfter is the Retry-After header value (whole seconds, at least 1).
 func retryAfter(wait time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
-}
-
-func writeJSON(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
-
-// clientIP is the host part of the connection's remote address. Headers
-// such as X-Forwarded-For are not trusted.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // handleCall answers one call of a request and records its metrics.

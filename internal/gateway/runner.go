@@ -21,9 +21,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer cancel()
 
 	type server struct {
-		name string
-		ln   net.Listener
-		h    http.Handler
+		name  string
+		ln    net.Listener
+		serve func(context.Context, net.Listener) error
 	}
 	var servers []server
 	closeAll := func() {
@@ -31,13 +31,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 			s.ln.Close()
 		}
 	}
+	serveHTTP := func(name string, h http.Handler) func(context.Context, net.Listener) error {
+		return func(ctx context.Context, ln net.Listener) error {
+			return telemetry.Serve(ctx, ln, h, g.logger.With("listener", name))
+		}
+	}
 	for _, s := range []struct {
 		name, addr string
-		h          http.Handler
+		serve      func(context.Context, net.Listener) error
 	}{
-		{"http", cfg.HTTPAddr, g},
-		{"ops", cfg.OpsAddr, telemetry.NewOpsHandler(g.reg, nil, g.Ready)},
-		{"admin", cfg.AdminAddr, g.AdminHandler()},
+		{"http", cfg.HTTPAddr, g.serveFront},
+		{"ops", cfg.OpsAddr, serveHTTP("ops", telemetry.NewOpsHandler(g.reg, nil, g.Ready))},
+		{"admin", cfg.AdminAddr, serveHTTP("admin", g.AdminHandler())},
 	} {
 		if s.addr == "" {
 			continue
@@ -47,7 +52,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			closeAll()
 			return fmt.Errorf("gateway: listen %s %s: %w", s.name, s.addr, err)
 		}
-		servers = append(servers, server{s.name, ln, s.h})
+		servers = append(servers, server{s.name, ln, s.serve})
 	}
 	g.addrMu.Lock()
 	for _, s := range servers {
@@ -69,8 +74,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	errc := make(chan error, len(servers)+2)
 	for _, s := range servers {
 		wg.Go(func() {
-			logger := g.logger.With("listener", s.name)
-			if err := telemetry.Serve(ctx, s.ln, s.h, logger); err != nil {
+			if err := s.serve(ctx, s.ln); err != nil {
 				errc <- fmt.Errorf("gateway: %s server: %w", s.name, err)
 				cancel()
 			}

@@ -67,19 +67,15 @@ var wsUpgrader = websocket.Upgrader{
 	CheckOrigin: func(*http.Request) bool { return true },
 }
 
-// serveWS upgrades an authenticated request and serves it until either
-// side closes.
-func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, p *principal) {
-	conn, err := wsUpgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return // the upgrader answered the error
-	}
+// serveWS serves an upgraded client connection of principal p from
+// address ip until either side closes.
+func (g *Gateway) serveWS(base context.Context, conn *websocket.Conn, ip string, p *principal) {
 	s := &wsSession{g: g, p: p, client: conn, subs: map[string]*wsSub{}, byUp: map[string]string{},
 		pending: map[uint64]chan rpcResponse{}}
 	g.sessMu.Lock()
 	g.sessions[s] = struct{}{}
 	g.sessMu.Unlock()
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, cancel := context.WithCancel(base)
 	defer func() {
 		g.sessMu.Lock()
 		delete(g.sessions, s)
@@ -95,7 +91,6 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, p *principal) 
 		conn.Close()
 		s.wg.Wait()
 	}()
-	ip := clientIP(r)
 	for {
 		rt := g.rt.Load()
 		conn.SetReadLimit(rt.cfg.Limits.MaxBodyBytes)
