@@ -56,6 +56,14 @@ type UpstreamConfig struct {
 	Role Role `toml:"role" json:"role"`
 	// Labels are free-form operator tags (region, provider, ...).
 	Labels map[string]string `toml:"labels" json:"labels,omitempty"`
+	// BatchMax, when 2 or more, turns batching on: calls that find
+	// BatchSlots requests already in flight to this upstream are sent
+	// together as JSON-RPC batches of at most BatchMax calls (no delay is
+	// ever added). The upstream must accept batches that large (geth: 1000).
+	BatchMax int `toml:"batch_max" json:"batch_max,omitempty"`
+	// BatchSlots bounds the requests in flight to the upstream while
+	// batching is on (default 8).
+	BatchSlots int `toml:"batch_slots" json:"batch_slots,omitempty"`
 }
 
 // Validate reports the first problem with the upstream's definition.
@@ -81,6 +89,12 @@ func (u *UpstreamConfig) Validate() error {
 	case RolePrimary, RoleFallback:
 	default:
 		return fmt.Errorf("upstream %q: role %q (want primary or fallback)", u.Name, u.Role)
+	}
+	if u.BatchMax < 0 || u.BatchMax > 1000 || u.BatchSlots < 0 {
+		return fmt.Errorf("upstream %q: batch_max must be 0..1000 and batch_slots not negative", u.Name)
+	}
+	if u.BatchMax >= 2 && u.BatchSlots == 0 {
+		u.BatchSlots = 8
 	}
 	return nil
 }
@@ -212,6 +226,10 @@ type MembershipConfig struct {
 	// DrainTimeout bounds how long an upstream that left the membership is
 	// kept while calls to it are still in flight (default 30s).
 	DrainTimeout Duration `toml:"drain_timeout"`
+	// BatchMax and BatchSlots apply to every discovered upstream (see
+	// UpstreamConfig).
+	BatchMax   int `toml:"batch_max"`
+	BatchSlots int `toml:"batch_slots"`
 }
 
 // Enabled reports whether upstreams are taken from a cluster's membership.
@@ -240,6 +258,9 @@ func (m *MembershipConfig) validate() error {
 	}
 	if m.DrainTimeout <= 0 {
 		return errors.New("membership.drain_timeout must be positive")
+	}
+	if m.BatchMax < 0 || m.BatchMax > 1000 || m.BatchSlots < 0 {
+		return errors.New("membership: batch_max must be 0..1000 and batch_slots not negative")
 	}
 	if strings.ContainsFunc(m.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return errors.New("membership.token must not contain spaces or control characters")

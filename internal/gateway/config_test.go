@@ -21,7 +21,8 @@ func TestLoadDocumentedConfig(t *testing.T) {
 	if cfg.AllowAnonymous || len(cfg.Keys) != 1 || cfg.Keys[0].Rate != 100 || len(cfg.Upstreams) != 2 ||
 		cfg.Upstreams[1].Role != RoleFallback || cfg.Upstreams[0].Role != RolePrimary ||
 		cfg.Upstreams[0].Labels["region"] != "eu-west" || cfg.Limits.timeoutFor("eth_call") != 5*time.Second ||
-		cfg.Limits.timeoutFor("eth_chainId") != 10*time.Second || cfg.Health.MaxAhead != 10 {
+		cfg.Limits.timeoutFor("eth_chainId") != 10*time.Second || cfg.Health.MaxAhead != 10 ||
+		cfg.Upstreams[0].BatchMax != 32 || cfg.Upstreams[0].BatchSlots != 8 || cfg.Upstreams[1].BatchMax != 0 {
 		t.Errorf("unexpected config: %+v", cfg)
 	}
 	if cfg.StateFile != filepath.Join("testdata", "gateway-state.json") {
@@ -56,6 +57,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad upstream url", func(c *Config) { c.Upstreams[0].URL = "10.0.0.1:8545" }, "not an http(s) URL"},
 		{"bad ws url", func(c *Config) { c.Upstreams[0].WSURL = "http://x" }, "not a ws(s) URL"},
 		{"bad role", func(c *Config) { c.Upstreams[0].Role = "leader" }, "role"},
+		{"batch too large", func(c *Config) { c.Upstreams[0].BatchMax = 1001 }, "batch_max"},
+		{"negative batch slots", func(c *Config) { c.Upstreams[0].BatchMax, c.Upstreams[0].BatchSlots = 8, -1 }, "batch_slots"},
 		{"duplicate upstream", func(c *Config) { c.Upstreams = append(c.Upstreams, c.Upstreams[0]) }, "defined twice"},
 		{"short key", func(c *Config) { c.Keys = []KeyConfig{{Name: "k", Key: "short"}} }, "shorter than 8"},
 		{"duplicate key", func(c *Config) {

@@ -206,7 +206,7 @@ func (g *Gateway) rebuildLocked() {
 			next = append(next, u)
 			return
 		}
-		next = append(next, newUpstream(c, source, g.client))
+		next = append(next, newUpstream(c, source, g.client, g.metrics))
 	}
 	for _, c := range cfg.Upstreams {
 		add(c, "config")
@@ -227,7 +227,8 @@ func (g *Gateway) rebuildLocked() {
 }
 
 func sameUpstream(a, b UpstreamConfig) bool {
-	if a.Name != b.Name || a.URL != b.URL || a.WSURL != b.WSURL || a.Role != b.Role || len(a.Labels) != len(b.Labels) {
+	if a.Name != b.Name || a.URL != b.URL || a.WSURL != b.WSURL || a.Role != b.Role || len(a.Labels) != len(b.Labels) ||
+		a.BatchMax != b.BatchMax || a.BatchSlots != b.BatchSlots {
 		return false
 	}
 	for k, v := range a.Labels {

@@ -127,7 +127,7 @@ func memberHealth(h string) string {
 
 // memberUpstream is the upstream of a member: named member-<id>, at its
 // rpcUrl (WebSocket: the same with ws:// or wss://), with the configured
-// role and labels plus source=membership and member=<id>.
+// role, labels (plus source=membership and member=<id>) and batching.
 func memberUpstream(m memberStatus, mc *MembershipConfig) (UpstreamConfig, error) {
 	if m.RPCURL == "" {
 		return UpstreamConfig{}, errors.New("member advertises no rpc url")
@@ -138,7 +138,8 @@ func memberUpstream(m memberStatus, mc *MembershipConfig) (UpstreamConfig, error
 		labels[k] = v
 	}
 	labels["source"], labels["member"] = sourceMembership, id
-	c := UpstreamConfig{Name: memberPrefix + id, URL: m.RPCURL, Role: mc.Role, Labels: labels}
+	c := UpstreamConfig{Name: memberPrefix + id, URL: m.RPCURL, Role: mc.Role, Labels: labels,
+		BatchMax: mc.BatchMax, BatchSlots: mc.BatchSlots}
 	if err := c.Validate(); err != nil {
 		return UpstreamConfig{}, fmt.Errorf("member rpc url %q is not an http(s) URL", m.RPCURL)
 	}

@@ -28,6 +28,8 @@ type Metrics struct {
 	Requests         *prometheus.CounterVec
 	Duration         *prometheus.HistogramVec
 	UpstreamRequests *prometheus.CounterVec
+	UpstreamBatches  *prometheus.CounterVec
+	BatchedCalls     *prometheus.CounterVec
 	UpstreamHead     *prometheus.GaugeVec
 	UpstreamLag      *prometheus.GaugeVec
 	UpstreamHealthy  *prometheus.GaugeVec
@@ -58,6 +60,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		UpstreamRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "upstream_requests_total", Help: "Calls sent to each upstream, by outcome."},
 			[]string{"upstream", "outcome"}),
+		UpstreamBatches: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "upstream_batches_total", Help: "Requests that carried several calls to each upstream as one JSON-RPC batch (batch_max)."},
+			[]string{"upstream"}),
+		BatchedCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "upstream_batched_calls_total", Help: "Calls sent to each upstream inside such batches."},
+			[]string{"upstream"}),
 		UpstreamHead: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "upstream_head", Help: "Last head block number each upstream reported."}, []string{"upstream"}),
 		UpstreamLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
@@ -87,7 +95,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		DrainingUpstreams: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "draining_upstreams", Help: "Upstreams leaving the membership, drained but not yet removed."}),
 	}
-	reg.MustRegister(m.Requests, m.Duration, m.UpstreamRequests, m.UpstreamHead, m.UpstreamLag,
+	reg.MustRegister(m.Requests, m.Duration, m.UpstreamRequests, m.UpstreamBatches, m.BatchedCalls, m.UpstreamHead, m.UpstreamLag,
 		m.UpstreamHealthy, m.UpstreamInFlight, m.HealthyCount, m.Head, m.FallbackActive, m.Failovers,
 		m.Retries, m.Alerts, m.MembershipPolls, m.MembershipMembers, m.DrainingUpstreams)
 	return m
@@ -98,7 +106,9 @@ func (m *Metrics) forget(name string) {
 	for _, v := range []*prometheus.GaugeVec{m.UpstreamHead, m.UpstreamLag, m.UpstreamHealthy, m.UpstreamInFlight} {
 		v.DeleteLabelValues(name)
 	}
-	m.UpstreamRequests.DeletePartialMatch(prometheus.Labels{"upstream": name})
+	for _, v := range []*prometheus.CounterVec{m.UpstreamRequests, m.UpstreamBatches, m.BatchedCalls} {
+		v.DeletePartialMatch(prometheus.Labels{"upstream": name})
+	}
 }
 
 // knownMethods bounds the method label of the request metrics.

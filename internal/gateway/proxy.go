@@ -136,7 +136,7 @@ func (g *Gateway) answer(ctx context.Context, rt *runtime, req *rpcRequest, tx *
 	case "eth_newFilter", "eth_newBlockFilter", "eth_newPendingTransactionFilter":
 		resp, err = g.newFilter(ctx, rt, req)
 	default:
-		resp, _, err = g.forward(ctx, rt, req, encodeCall(req.ID, req.Method, req.Params), minHeadFor(req.Method, req.Params), retryable(req.Method))
+		resp, _, err = g.forward(ctx, rt, req, minHeadFor(req.Method, req.Params), retryable(req.Method))
 	}
 	if err != nil {
 		var re *rpcError
@@ -182,11 +182,11 @@ func retryable(method string) bool {
 	return !strings.HasPrefix(method, "debug_set")
 }
 
-// forward sends body to a chosen upstream, retrying on others when
+// forward sends req to a chosen upstream, retrying on others when
 // retry is set and an attempt got no answer. The first of several attempts
 // gets half the remaining time, so a hanging upstream leaves time for a
 // retry. It returns the answer and the upstream that gave it.
-func (g *Gateway) forward(ctx context.Context, rt *runtime, req *rpcRequest, body []byte, minHead uint64, retry bool) (*rpcResponse, *upstream, error) {
+func (g *Gateway) forward(ctx context.Context, rt *runtime, req *rpcRequest, minHead uint64, retry bool) (*rpcResponse, *upstream, error) {
 	ups := g.snapshot()
 	cands := make([]Candidate, len(ups))
 	for i, u := range ups {
@@ -222,7 +222,7 @@ func (g *Gateway) forward(ctx context.Context, rt *runtime, req *rpcRequest, bod
 			actx, cancel = context.WithTimeout(ctx, time.Until(dl)/2)
 		}
 		var resp *rpcResponse
-		resp, err = ups[i].forward(actx, body, g.metrics)
+		resp, err = ups[i].forward(actx, req.Method, req.Params, g.metrics)
 		cancel()
 		if err == nil {
 			return resp, ups[i], nil
@@ -242,8 +242,7 @@ func (g *Gateway) forward(ctx context.Context, rt *runtime, req *rpcRequest, bod
 func (g *Gateway) sendRawTransaction(ctx context.Context, rt *runtime, req *rpcRequest, tx *txInfo) (*rpcResponse, error) {
 	hashJSON := json.RawMessage(strconv.Quote(tx.hash.Hex()))
 	ok := &rpcResponse{ID: req.ID, Result: hashJSON}
-	body := encodeCall(req.ID, req.Method, req.Params)
-	resp, u, err := g.forward(ctx, rt, req, body, 0, true)
+	resp, u, err := g.forward(ctx, rt, req, 0, true)
 	if err != nil || resp.Error == nil {
 		return resp, err
 	}
@@ -253,8 +252,8 @@ func (g *Gateway) sendRawTransaction(ctx context.Context, rt *runtime, req *rpcR
 		strings.Contains(msg, "already imported"):
 		return ok, nil
 	case strings.Contains(msg, "nonce too low"):
-		check := encodeCall(json.RawMessage("1"), "eth_getTransactionByHash", json.RawMessage("["+string(hashJSON)+"]"))
-		if r, cerr := u.forward(ctx, check, g.metrics); cerr == nil && r.Error == nil && string(r.Result) != "null" {
+		check := json.RawMessage("[" + string(hashJSON) + "]")
+		if r, cerr := u.forward(ctx, "eth_getTransactionByHash", check, g.metrics); cerr == nil && r.Error == nil && string(r.Result) != "null" {
 			return ok, nil
 		}
 	}
@@ -315,7 +314,7 @@ func (t *filterTable) prune(cutoff time.Time) {
 // newFilter creates a filter on one upstream and hands out a gateway id
 // that names the upstream and its filter id.
 func (g *Gateway) newFilter(ctx context.Context, rt *runtime, req *rpcRequest) (*rpcResponse, error) {
-	resp, u, err := g.forward(ctx, rt, req, encodeCall(req.ID, req.Method, req.Params), 0, true)
+	resp, u, err := g.forward(ctx, rt, req, 0, true)
 	if err != nil || resp.Error != nil {
 		return resp, err
 	}
@@ -363,7 +362,7 @@ func (g *Gateway) filterCall(ctx context.Context, req *rpcRequest) (*rpcResponse
 		return nil, notFound
 	}
 	params, _ := json.Marshal([]string{ref.id})
-	resp, err := u.forward(ctx, encodeCall(req.ID, req.Method, params), g.metrics)
+	resp, err := u.forward(ctx, req.Method, params, g.metrics)
 	if err == nil && req.Method == "eth_uninstallFilter" {
 		g.filters.remove(id)
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -39,8 +40,9 @@ type upstream struct {
 	// the request and reads the answer on the calling goroutine, where
 	// net/http hands each call to two connection goroutines and back
 	// (measured: 0.45x -> see docs/gateway-benchmark.md).
-	rpc  *fasthttp.HostClient
-	auth string // Authorization from the URL's user info, if any
+	rpc   *fasthttp.HostClient
+	auth  string   // Authorization from the URL's user info, if any
+	batch *batcher // sends calls through rpc, alone or in batches
 
 	// excluded: the cluster reports the member catching up, down or
 	// unknown; draining: the member is leaving or no longer listed. Either
@@ -58,7 +60,8 @@ type upstream struct {
 	health  atomic.Pointer[Health] // last judgement, for the admin API
 }
 
-func newUpstream(cfg UpstreamConfig, source string, client *http.Client) *upstream {
+// newUpstream builds an upstream; m, when set, counts its batches.
+func newUpstream(cfg UpstreamConfig, source string, client *http.Client, m *Metrics) *upstream {
 	u := &upstream{cfg: cfg, source: source, client: client}
 	u.health.Store(&Health{})
 	// The URL was validated with the config: http(s) with a host.
@@ -90,6 +93,14 @@ func newUpstream(cfg UpstreamConfig, source string, client *http.Client) *upstre
 		// may have reached the node (the proxy decides what to retry).
 		RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 	}
+	u.batch = newBatcher(cfg.BatchMax, cfg.BatchSlots, u.post)
+	if m != nil {
+		batches, calls := m.UpstreamBatches.WithLabelValues(cfg.Name), m.BatchedCalls.WithLabelValues(cfg.Name)
+		u.batch.onBatch = func(n int) {
+			batches.Inc()
+			calls.Add(float64(n))
+		}
+	}
 	return u
 }
 
@@ -102,16 +113,18 @@ func (u *upstream) candidate() Candidate {
 // upstream (always true for upstreams not taken from a membership).
 func (u *upstream) routable() bool { return !u.excluded.Load() && !u.draining.Load() }
 
-// call posts one JSON-RPC request body and decodes the answer. Errors
-// wrapping errUpstream mean no usable answer came back.
-func (u *upstream) call(ctx context.Context, body []byte) (*rpcResponse, error) {
+// call sends one call (through the batcher) and returns its answer.
+// Errors wrapping errUpstream mean no usable answer came back.
+func (u *upstream) call(ctx context.Context, method string, params json.RawMessage) (*rpcResponse, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %v", errUpstream, err)
+		return nil, fmt.Errorf("%w: %w", errUpstream, err)
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(defaultUpstreamTimeout)
-	}
+	return u.batch.do(ctx, method, params)
+}
+
+// post sends one request body with fasthttp's client and returns the
+// status and a copy of the answer.
+func (u *upstream) post(deadline time.Time, body []byte) (int, []byte, error) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
@@ -128,27 +141,19 @@ func (u *upstream) call(ctx context.Context, body []byte) (*rpcResponse, error) 
 			// deadline either way.
 			err = context.DeadlineExceeded
 		}
-		return nil, fmt.Errorf("%w: %w", errUpstream, err)
+		return 0, nil, err
 	}
-	status := resp.StatusCode()
-	var out rpcResponse // json.RawMessage fields copy: resp may be released
-	if err := json.Unmarshal(resp.Body(), &out); err != nil || (out.Error == nil && out.Result == nil) {
-		return nil, fmt.Errorf("%w: HTTP %d with no JSON-RPC answer", errUpstream, status)
-	}
-	if status >= 500 && out.Error == nil {
-		return nil, fmt.Errorf("%w: HTTP %d", errUpstream, status)
-	}
-	return &out, nil
+	return resp.StatusCode(), bytes.Clone(resp.Body()), nil
 }
 
 // defaultUpstreamTimeout bounds a call whose context has no deadline.
 const defaultUpstreamTimeout = 30 * time.Second
 
 // forward sends one call and keeps the counters; see call.
-func (u *upstream) forward(ctx context.Context, body []byte, m *Metrics) (*rpcResponse, error) {
+func (u *upstream) forward(ctx context.Context, method string, params json.RawMessage, m *Metrics) (*rpcResponse, error) {
 	u.inFlight.Add(1)
 	start := time.Now()
-	resp, err := u.call(ctx, body)
+	resp, err := u.call(ctx, method, params)
 	u.inFlight.Add(-1)
 	u.calls.Add(1)
 	outcome := "ok"

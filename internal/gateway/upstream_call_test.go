@@ -29,11 +29,11 @@ func TestUpstreamCall(t *testing.T) {
 		case "ok":
 			want := "Basic " + base64.StdEncoding.EncodeToString([]byte("user:pass"))
 			if r.URL.Path != "/v3/secret" || r.Header.Get("Authorization") != want || r.Header.Get("Content-Type") != "application/json" ||
-				r.Header.Get("Accept-Encoding") != "" || string(body) != `{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber"}` {
+				r.Header.Get("Accept-Encoding") != "" || string(body) != `{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}` {
 				http.Error(w, "unexpected request", http.StatusBadRequest)
 				return
 			}
-			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":7,"result":"0x2a"}`)
+			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":"0x2a"}`)
 		case "chunked":
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":7,"result":"0x`)
@@ -50,27 +50,25 @@ func TestUpstreamCall(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	u := newUpstream(UpstreamConfig{Name: "n", URL: strings.Replace(srv.URL, "http://", "http://user:pass@", 1) + "/v3/secret"}, "config", http.DefaultClient)
-	body := []byte(`{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber"}`)
-
-	resp, err := u.call(t.Context(), body)
-	if err != nil || string(resp.Result) != `"0x2a"` || string(resp.ID) != "7" {
+	u := newUpstream(UpstreamConfig{Name: "n", URL: strings.Replace(srv.URL, "http://", "http://user:pass@", 1) + "/v3/secret"}, "config", http.DefaultClient, nil)
+	resp, err := u.call(t.Context(), "eth_blockNumber", nil)
+	if err != nil || string(resp.Result) != `"0x2a"` || string(resp.ID) != "1" {
 		t.Fatalf("plain answer: %+v, %v", resp, err)
 	}
 	mode.Store("chunked")
-	resp, err = u.call(t.Context(), body)
+	resp, err = u.call(t.Context(), "eth_blockNumber", nil)
 	if err != nil || len(resp.Result) != 100_004 {
 		t.Fatalf("chunked answer: %v (result of %d bytes)", err, len(resp.Result))
 	}
 	mode.Store("500")
-	if _, err := u.call(t.Context(), body); !errors.Is(err, errUpstream) || !strings.Contains(err.Error(), "HTTP 500") {
+	if _, err := u.call(t.Context(), "eth_blockNumber", nil); !errors.Is(err, errUpstream) || !strings.Contains(err.Error(), "HTTP 500") {
 		t.Fatalf("HTTP 500 without a JSON-RPC answer: %v", err)
 	}
 	// The upstream never answers until released: only the context's
 	// deadline can end the call.
 	mode.Store("slow")
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	_, err = u.call(ctx, body)
+	_, err = u.call(ctx, "eth_blockNumber", nil)
 	cancel()
 	close(release)
 	if !errors.Is(err, errUpstream) || !errors.Is(err, context.DeadlineExceeded) {
@@ -78,7 +76,7 @@ func TestUpstreamCall(t *testing.T) {
 	}
 	mode.Store("hangup")
 	before := hits.Load()
-	if _, err := u.call(t.Context(), body); !errors.Is(err, errUpstream) {
+	if _, err := u.call(t.Context(), "eth_blockNumber", nil); !errors.Is(err, errUpstream) {
 		t.Fatalf("hang-up: %v", err)
 	}
 	if got := hits.Load() - before; got != 1 {
@@ -86,7 +84,7 @@ func TestUpstreamCall(t *testing.T) {
 	}
 	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := u.call(cancelled, body); !errors.Is(err, errUpstream) {
+	if _, err := u.call(cancelled, "eth_blockNumber", nil); !errors.Is(err, errUpstream) {
 		t.Fatalf("cancelled context: %v", err)
 	}
 }
