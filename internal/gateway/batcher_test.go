@@ -190,9 +190,9 @@ func TestBatcherBatchesQueuedCallsInOrder(t *testing.T) {
 	waitFor(t, "the slot freed", func() bool { return busySlots(b) == 0 })
 }
 
-// runBatch queues three calls behind a held slot, lets the upstream answer
-// the batch with answer, and returns each call's result.
-func runBatch(t *testing.T, answer func(body []byte) (int, []byte, error)) ([]*rpcResponse, []error, *fakePost) {
+// holdSlot returns a batcher with one slot, held by a call its upstream
+// has not answered; done closes when that call returns (after f.open).
+func holdSlot(t *testing.T) (*fakePost, *batcher, chan struct{}) {
 	t.Helper()
 	f := &fakePost{gate: make(chan struct{}), entered: make(chan struct{}, 16)}
 	b := newBatcher(8, 1, f.post)
@@ -202,23 +202,36 @@ func runBatch(t *testing.T, answer func(body []byte) (int, []byte, error)) ([]*r
 		_, _ = b.do(t.Context(), "hold", nil)
 	}()
 	<-f.entered
+	return f, b, done
+}
+
+// open stops holding posts, answers later ones with answer (nil: echo),
+// and releases those held.
+func (f *fakePost) open(answer func(body []byte) (int, []byte, error)) {
+	f.mu.Lock()
+	gate := f.gate
+	f.gate, f.entered, f.answer = nil, nil, answer
+	f.mu.Unlock()
+	close(gate)
+}
+
+// runBatch queues three calls behind a held slot, lets the upstream answer
+// the batch with answer, and returns each call's result.
+func runBatch(t *testing.T, answer func(body []byte) (int, []byte, error)) ([]*rpcResponse, []error, *fakePost) {
+	t.Helper()
+	f, b, done := holdSlot(t)
 	resps, errs := make([]*rpcResponse, 3), make([]error, 3)
 	var wg sync.WaitGroup
 	for i := range 3 {
 		wg.Go(func() { resps[i], errs[i] = b.do(t.Context(), "m", json.RawMessage(fmt.Sprint(i))) })
 		waitFor(t, "call queued", func() bool { return queueLen(b) == i+1 })
 	}
-	f.mu.Lock()
-	gate := f.gate
-	f.gate, f.entered = nil, nil
-	f.answer = func(body []byte) (int, []byte, error) {
+	f.open(func(body []byte) (int, []byte, error) {
 		if body[0] == '[' {
 			return answer(body)
 		}
 		return 200, echoAnswer(body, false), nil
-	}
-	f.mu.Unlock()
-	close(gate) // answers the held call; its slot goes to the queued three
+	}) // answers the held call; its slot goes to the queued three
 	<-done
 	wg.Wait()
 	return resps, errs, f
@@ -280,14 +293,7 @@ func TestBatcherBatchFailures(t *testing.T) {
 // A queued caller whose context ends returns at once, and its call is
 // never posted.
 func TestBatcherQueuedCallerLeaves(t *testing.T) {
-	f := &fakePost{gate: make(chan struct{}), entered: make(chan struct{}, 16)}
-	b := newBatcher(8, 1, f.post)
-	held := make(chan struct{})
-	go func() {
-		defer close(held)
-		_, _ = b.do(t.Context(), "hold", nil)
-	}()
-	<-f.entered
+	f, b, held := holdSlot(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	left := make(chan error, 1)
 	go func() {
@@ -308,11 +314,7 @@ func TestBatcherQueuedCallerLeaves(t *testing.T) {
 	if err := <-left; !errors.Is(err, context.Canceled) || !errors.Is(err, errUpstream) {
 		t.Fatalf("caller that left: %v", err)
 	}
-	f.mu.Lock()
-	gate := f.gate
-	f.gate, f.entered = nil, nil
-	f.mu.Unlock()
-	close(gate) // answers the held call
+	f.open(nil) // answers the held call
 	<-held
 	if err := <-stay; err != nil {
 		t.Fatal(err)
