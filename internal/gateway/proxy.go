@@ -123,8 +123,9 @@ func (g *Gateway) finishCall(ctx context.Context, rt *runtime, p *principal, c *
 
 // answer routes one authorised call; status labels the outcome.
 func (g *Gateway) answer(ctx context.Context, rt *runtime, req *rpcRequest, tx *txInfo) ([]byte, string) {
-	ctx, cancel := context.WithTimeout(ctx, rt.cfg.Limits.timeoutFor(req.Method))
-	defer cancel()
+	dc := withDeadline(ctx, time.Now().Add(rt.cfg.Limits.timeoutFor(req.Method)))
+	defer dc.release()
+	ctx = dc
 
 	var resp *rpcResponse
 	var err error
@@ -217,13 +218,15 @@ func (g *Gateway) forward(ctx context.Context, rt *runtime, req *rpcRequest, min
 		if a > 0 {
 			g.metrics.Retries.WithLabelValues(methodLabel(req.Method)).Inc()
 		}
-		actx, cancel := ctx, context.CancelFunc(func() {})
+		actx, release := ctx, func() {}
 		if dl, ok := ctx.Deadline(); ok && a+1 < attempts {
-			actx, cancel = context.WithTimeout(ctx, time.Until(dl)/2)
+			now := time.Now()
+			dc := withDeadline(ctx, now.Add(dl.Sub(now)/2))
+			actx, release = dc, dc.release
 		}
 		var resp *rpcResponse
 		resp, err = ups[i].forward(actx, req.Method, req.Params, g.metrics)
-		cancel()
+		release()
 		if err == nil {
 			return resp, ups[i], nil
 		}
