@@ -202,6 +202,11 @@ type LimitsConfig struct {
 	MethodTimeouts map[string]Duration `toml:"method_timeouts"`
 	// Retries is how many other upstreams a failed retryable call is tried on.
 	Retries int `toml:"retries"`
+	// DirectCalls is how many upstream calls, gateway-wide, may wait for
+	// their answer on a blocking socket (one OS thread each) instead of
+	// Go's netpoller; the rest use the netpoller. 0 turns this off; at most
+	// maxDirectCalls. See ADR 0008.
+	DirectCalls int `toml:"direct_calls"`
 }
 
 // MembershipConfig takes upstreams from a Hansa cluster's membership: the
@@ -345,6 +350,7 @@ func DefaultConfig() Config {
 			MaxBatch:     100,
 			Timeout:      Duration(10 * time.Second),
 			Retries:      2,
+			DirectCalls:  1,
 		},
 		Membership: MembershipConfig{
 			Interval:     Duration(time.Second),
@@ -400,6 +406,9 @@ func (c *Config) Validate() error {
 	l := &c.Limits
 	if l.MaxBodyBytes <= 0 || l.MaxBatch <= 0 || l.Timeout <= 0 || l.Retries < 0 || l.IPRate < 0 || l.IPBurst < 0 {
 		return errors.New("gateway: limits must be positive")
+	}
+	if l.DirectCalls < 0 || l.DirectCalls > maxDirectCalls {
+		return fmt.Errorf("gateway: limits.direct_calls must be between 0 and %d", maxDirectCalls)
 	}
 	for m, d := range l.MethodTimeouts {
 		if d <= 0 {

@@ -72,6 +72,7 @@ type Gateway struct {
 	filters *filterTable
 	store   *stateStore
 	seq     atomic.Uint64
+	direct  directGate // admits calls to the upstreams' blocking connections
 
 	rt  atomic.Pointer[runtime]
 	ups atomic.Pointer[[]*upstream] // immutable snapshot, replaced under upMu
@@ -140,6 +141,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 	}
 	g.adminUps = saved
 	g.rt.Store(&runtime{cfg: cfg, keys: newKeyring(&cfg), policy: PolicyFromConfig(&cfg)})
+	g.direct.limit.Store(int64(cfg.Limits.DirectCalls))
 	g.rebuildUpstreams()
 	return g, nil
 }
@@ -167,6 +169,7 @@ func (g *Gateway) Reload(cfg Config) error {
 		cfg.Membership = old.Membership
 	}
 	g.rt.Store(&runtime{cfg: cfg, keys: newKeyring(&cfg), policy: PolicyFromConfig(&cfg)})
+	g.direct.limit.Store(int64(cfg.Limits.DirectCalls))
 	g.rebuildUpstreams()
 	g.logger.Info("config reloaded", "upstreams", len(g.snapshot()), "keys", len(cfg.Keys))
 	return nil
@@ -206,7 +209,7 @@ func (g *Gateway) rebuildLocked() {
 			next = append(next, u)
 			return
 		}
-		next = append(next, newUpstream(c, source, g.client, g.metrics))
+		next = append(next, newUpstream(c, source, g.client, g.metrics, &g.direct))
 	}
 	for _, c := range cfg.Upstreams {
 		add(c, "config")

@@ -40,9 +40,13 @@ type upstream struct {
 	// the request and reads the answer on the calling goroutine, where
 	// net/http hands each call to two connection goroutines and back
 	// (measured: 0.45x -> see docs/gateway-benchmark.md).
-	rpc   *fasthttp.HostClient
-	auth  string   // Authorization from the URL's user info, if any
-	batch *batcher // sends calls through rpc, alone or in batches
+	rpc *fasthttp.HostClient
+	// direct is rpc's twin on blocking connections, for the few calls
+	// the gate admits (lower latency while the gateway is lightly loaded).
+	direct *fasthttp.HostClient
+	gate   *directGate
+	auth   string   // Authorization from the URL's user info, if any
+	batch  *batcher // sends calls through rpc, alone or in batches
 
 	// excluded: the cluster reports the member catching up, down or
 	// unknown; draining: the member is leaving or no longer listed. Either
@@ -60,9 +64,10 @@ type upstream struct {
 	health  atomic.Pointer[Health] // last judgement, for the admin API
 }
 
-// newUpstream builds an upstream; m, when set, counts its batches.
-func newUpstream(cfg UpstreamConfig, source string, client *http.Client, m *Metrics) *upstream {
-	u := &upstream{cfg: cfg, source: source, client: client}
+// newUpstream builds an upstream; m, when set, counts its batches; gate,
+// when set, lets some calls use blocking connections.
+func newUpstream(cfg UpstreamConfig, source string, client *http.Client, m *Metrics, gate *directGate) *upstream {
+	u := &upstream{cfg: cfg, source: source, client: client, gate: gate}
 	u.health.Store(&Health{})
 	// The URL was validated with the config: http(s) with a host.
 	parsed, _ := url.Parse(cfg.URL)
@@ -92,6 +97,20 @@ func newUpstream(cfg UpstreamConfig, source string, client *http.Client, m *Metr
 		// Never resend a call on a broken connection: a transaction send
 		// may have reached the node (the proxy decides what to retry).
 		RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+	}
+	if gate != nil {
+		dialer := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
+		u.direct = &fasthttp.HostClient{
+			Addr: u.rpc.Addr, Name: u.rpc.Name, IsTLS: u.rpc.IsTLS, TLSConfig: u.rpc.TLSConfig,
+			MaxConns:                      maxDirectCalls,
+			MaxIdleConnDuration:           u.rpc.MaxIdleConnDuration,
+			MaxResponseBodySize:           u.rpc.MaxResponseBodySize,
+			DisableHeaderNamesNormalizing: true,
+			DisablePathNormalizing:        true,
+			NoDefaultUserAgentHeader:      true,
+			RetryIfErr:                    u.rpc.RetryIfErr,
+			Dial:                          func(addr string) (net.Conn, error) { return dialBlocking(dialer, addr) },
+		}
 	}
 	u.batch = newBatcher(cfg.BatchMax, cfg.BatchSlots, u.post)
 	if m != nil {
@@ -135,7 +154,12 @@ func (u *upstream) post(deadline time.Time, body []byte) (int, []byte, error) {
 		req.Header.Set("Authorization", u.auth)
 	}
 	req.SetBodyRaw(body)
-	if err := u.rpc.DoDeadline(req, resp, deadline); err != nil {
+	hc := u.rpc
+	if u.direct != nil && u.gate.enter() {
+		defer u.gate.leave()
+		hc = u.direct
+	}
+	if err := hc.DoDeadline(req, resp, deadline); err != nil {
 		if errors.Is(err, fasthttp.ErrTimeout) {
 			// Its timer may fire just before the context's: report the
 			// deadline either way.

@@ -16,8 +16,16 @@ import (
 // The upstream client sends the call as the upstream's URL says (path
 // kept, user info as basic auth, no compression asked), reads plain and
 // chunked answers, turns HTTP failures into errUpstream, honours the
-// context's deadline, and never sends a call twice on its own.
+// context's deadline, and never sends a call twice on its own: on
+// netpoller connections and on blocking ones (directGate) alike.
 func TestUpstreamCall(t *testing.T) {
+	t.Run("netpoller", func(t *testing.T) { testUpstreamCall(t, nil) })
+	gate := &directGate{}
+	gate.limit.Store(1)
+	t.Run("blocking", func(t *testing.T) { testUpstreamCall(t, gate) })
+}
+
+func testUpstreamCall(t *testing.T, gate *directGate) {
 	var hits atomic.Int64
 	var mode atomic.Value
 	release := make(chan struct{}) // holds the "slow" upstream's answer
@@ -50,10 +58,18 @@ func TestUpstreamCall(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	u := newUpstream(UpstreamConfig{Name: "n", URL: strings.Replace(srv.URL, "http://", "http://user:pass@", 1) + "/v3/secret"}, "config", http.DefaultClient, nil)
+	u := newUpstream(UpstreamConfig{Name: "n", URL: strings.Replace(srv.URL, "http://", "http://user:pass@", 1) + "/v3/secret"}, "config", http.DefaultClient, nil, gate)
 	resp, err := u.call(t.Context(), "eth_blockNumber", nil)
 	if err != nil || string(resp.Result) != `"0x2a"` || string(resp.ID) != "1" {
 		t.Fatalf("plain answer: %+v, %v", resp, err)
+	}
+	// The call went over the kind of connection the gate chose.
+	direct, pooled := 0, u.rpc.ConnsCount()
+	if u.direct != nil {
+		direct = u.direct.ConnsCount()
+	}
+	if want := gate != nil; (direct == 1) != want || (pooled == 1) == want {
+		t.Fatalf("connections after one call: %d blocking, %d netpoller (gate %v)", direct, pooled, want)
 	}
 	mode.Store("chunked")
 	resp, err = u.call(t.Context(), "eth_blockNumber", nil)
