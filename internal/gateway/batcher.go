@@ -219,8 +219,8 @@ func (b *batcher) single(deadline time.Time, method string, params json.RawMessa
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errUpstream, err)
 	}
-	var out rpcResponse
-	if err := json.Unmarshal(ans, &out); err != nil || (out.Error == nil && out.Result == nil) {
+	out, _ := decodeResponse(ans)
+	if out.Error == nil && out.Result == nil {
 		return nil, fmt.Errorf("%w: HTTP %d with no JSON-RPC answer", errUpstream, status)
 	}
 	if status >= 500 && out.Error == nil {

@@ -74,8 +74,11 @@ func parseBody(body []byte) (calls []json.RawMessage, batch bool, err *rpcError)
 // decodeCall decodes one call of a body; the error explains what is wrong.
 func decodeCall(raw json.RawMessage) (rpcRequest, *rpcError) {
 	var req rpcRequest
-	if err := json.Unmarshal(raw, &req); err != nil {
-		return req, &rpcError{Code: CodeInvalidRequest, Message: "invalid request: not a JSON-RPC object"}
+	if !scanCall(raw, &req) {
+		req = rpcRequest{}
+		if err := json.Unmarshal(raw, &req); err != nil {
+			return req, &rpcError{Code: CodeInvalidRequest, Message: "invalid request: not a JSON-RPC object"}
+		}
 	}
 	if req.Version != "2.0" {
 		return req, &rpcError{Code: CodeInvalidRequest, Message: `invalid request: jsonrpc must be "2.0"`}
