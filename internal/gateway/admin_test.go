@@ -173,6 +173,19 @@ func TestReload(t *testing.T) {
 	if got := h.g.rt.Load().cfg.Limits.MaxBodyBytes; got != good.Limits.MaxBodyBytes {
 		t.Errorf("max_body_bytes %d after reload, want the start value %d", got, good.Limits.MaxBodyBytes)
 	}
+	// direct_calls takes effect at once, and 0 turns blocking sockets off.
+	if !h.g.direct.enter() {
+		t.Error("default direct_calls admitted no call to a blocking socket")
+	}
+	h.g.direct.leave()
+	off := bigger
+	off.Limits.DirectCalls = 0
+	if err := h.g.Reload(off); err != nil {
+		t.Fatal(err)
+	}
+	if h.g.direct.enter() {
+		t.Error("direct_calls = 0 after reload, yet a call was admitted to a blocking socket")
+	}
 }
 
 // TestRunAlertsAndProbes runs the whole gateway on loopback with a fast poll

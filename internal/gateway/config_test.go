@@ -58,6 +58,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad ws url", func(c *Config) { c.Upstreams[0].WSURL = "http://x" }, "not a ws(s) URL"},
 		{"bad role", func(c *Config) { c.Upstreams[0].Role = "leader" }, "role"},
 		{"batch too large", func(c *Config) { c.Upstreams[0].BatchMax = 1001 }, "batch_max"},
+		{"direct calls above the cap", func(c *Config) { c.Limits.DirectCalls = maxDirectCalls + 1 }, "direct_calls"},
+		{"negative direct calls", func(c *Config) { c.Limits.DirectCalls = -1 }, "direct_calls"},
 		{"negative batch slots", func(c *Config) { c.Upstreams[0].BatchMax, c.Upstreams[0].BatchSlots = 8, -1 }, "batch_slots"},
 		{"duplicate upstream", func(c *Config) { c.Upstreams = append(c.Upstreams, c.Upstreams[0]) }, "defined twice"},
 		{"short key", func(c *Config) { c.Keys = []KeyConfig{{Name: "k", Key: "short"}} }, "shorter than 8"},
