@@ -99,7 +99,6 @@ func newUpstream(cfg UpstreamConfig, source string, client *http.Client, m *Metr
 		RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 	}
 	if gate != nil {
-		dialer := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
 		u.direct = &fasthttp.HostClient{
 			Addr: u.rpc.Addr, Name: u.rpc.Name, IsTLS: u.rpc.IsTLS, TLSConfig: u.rpc.TLSConfig,
 			MaxConns:                      maxDirectCalls,
@@ -109,7 +108,13 @@ func newUpstream(cfg UpstreamConfig, source string, client *http.Client, m *Metr
 			DisablePathNormalizing:        true,
 			NoDefaultUserAgentHeader:      true,
 			RetryIfErr:                    u.rpc.RetryIfErr,
-			Dial:                          func(addr string) (net.Conn, error) { return dialBlocking(dialer, addr) },
+			// The call's own time bounds the dial, as with rpc's default dialer.
+			DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
+				if timeout <= 0 {
+					timeout = fasthttp.DefaultDialTimeout
+				}
+				return dialBlocking(&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}, addr)
+			},
 		}
 	}
 	u.batch = newBatcher(cfg.BatchMax, cfg.BatchSlots, u.post)
