@@ -80,13 +80,18 @@ func decodeCall(raw json.RawMessage) (rpcRequest, *rpcError) {
 			return req, &rpcError{Code: CodeInvalidRequest, Message: "invalid request: not a JSON-RPC object"}
 		}
 	}
+	return req, checkCall(&req)
+}
+
+// checkCall checks the fields every call needs.
+func checkCall(req *rpcRequest) *rpcError {
 	if req.Version != "2.0" {
-		return req, &rpcError{Code: CodeInvalidRequest, Message: `invalid request: jsonrpc must be "2.0"`}
+		return &rpcError{Code: CodeInvalidRequest, Message: `invalid request: jsonrpc must be "2.0"`}
 	}
 	if req.Method == "" {
-		return req, &rpcError{Code: CodeInvalidRequest, Message: "invalid request: method missing"}
+		return &rpcError{Code: CodeInvalidRequest, Message: "invalid request: method missing"}
 	}
-	return req, nil
+	return nil
 }
 
 // idOrNull returns the request id, or null when it has none.

@@ -13,13 +13,7 @@ func referenceDecodeCall(raw []byte) (rpcRequest, *rpcError) {
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return req, &rpcError{Code: CodeInvalidRequest, Message: "invalid request: not a JSON-RPC object"}
 	}
-	if req.Version != "2.0" {
-		return req, &rpcError{Code: CodeInvalidRequest, Message: `invalid request: jsonrpc must be "2.0"`}
-	}
-	if req.Method == "" {
-		return req, &rpcError{Code: CodeInvalidRequest, Message: "invalid request: method missing"}
-	}
-	return req, nil
+	return req, checkCall(&req)
 }
 
 var scanSeeds = []string{
