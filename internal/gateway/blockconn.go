@@ -59,7 +59,7 @@ func newBlockingConn(tc *net.TCPConn) (net.Conn, error) {
 	if err := tc.SetNoDelay(true); err != nil {
 		return nil, err
 	}
-	f, err := tc.File() // a duplicate descriptor; tc's is closed above
+	f, err := tc.File() // a duplicate descriptor; tc's own closes on return
 	if err != nil {
 		return nil, err
 	}
