@@ -2,10 +2,14 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -153,5 +157,49 @@ func TestDirectGate(t *testing.T) {
 	}
 	if got := g.busy.Load(); got != 2 {
 		t.Fatalf("busy = %d, want 2", got)
+	}
+}
+
+// A listener whose accept queue is full drops further SYNs, so a dial to
+// it hangs: the blocking client must give up by the call's deadline, not
+// after fasthttp's default dial timeout (3 s).
+func TestBlockingDialHonoursCallDeadline(t *testing.T) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := syscall.Getsockname(fd)
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	// Fill the accept queue; nothing is ever accepted.
+	for i := 0; i < 8; i++ {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			break // the queue is full: dials now hang
+		}
+		defer c.Close()
+	}
+	if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+		c.Close()
+		t.Fatal("the kernel accepted a connection beyond a full listen backlog; the test needs a dial that hangs")
+	}
+	gate := &directGate{}
+	gate.limit.Store(1)
+	u := newUpstream(UpstreamConfig{Name: "n", URL: "http://" + addr}, "config", http.DefaultClient, nil, gate)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = u.call(ctx, "eth_blockNumber", nil)
+	if !errors.Is(err, errUpstream) {
+		t.Fatalf("call to a hanging dial: %v, want errUpstream", err)
+	}
+	if waited := time.Since(start); waited >= 2*time.Second {
+		t.Fatalf("call with a 300ms deadline waited %v on its dial", waited)
 	}
 }
