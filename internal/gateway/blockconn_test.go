@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -114,10 +116,17 @@ func TestBlockingConnCloseWakesRead(t *testing.T) {
 		_, err := c.Read(make([]byte, 16))
 		got <- err
 	}()
-	time.Sleep(20 * time.Millisecond) // let the read block
-	if err := c.Close(); err != nil {
-		t.Fatalf("close: %v", err)
+	// Close only once a thread is inside read(2) on this descriptor, so
+	// the test is about waking a blocked read, not refusing a late one.
+	for !blockedInRead(t, c.fd) {
+		select {
+		case err := <-got:
+			t.Fatalf("read returned before close: %v", err)
+		case <-time.After(time.Millisecond):
+		}
 	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }() // Close waits for the read to return
 	select {
 	case err := <-got:
 		if !errors.Is(err, net.ErrClosed) {
@@ -125,6 +134,9 @@ func TestBlockingConnCloseWakesRead(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("close left the read blocked")
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("close: %v", err)
 	}
 	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("write after close: %v", err)
@@ -202,4 +214,22 @@ func TestBlockingDialHonoursCallDeadline(t *testing.T) {
 	if waited := time.Since(start); waited >= 2*time.Second {
 		t.Fatalf("call with a 300ms deadline waited %v on its dial", waited)
 	}
+}
+
+// blockedInRead reports whether a thread of this process is in read(2) on
+// fd, from /proc/self/task/*/syscall ("number arg1 ..." in hex).
+func blockedInRead(t *testing.T, fd int) bool {
+	t.Helper()
+	files, err := filepath.Glob("/proc/self/task/*/syscall")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("cannot list threads: %v", err)
+	}
+	want := fmt.Sprintf("%d 0x%x ", syscall.SYS_READ, fd)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil && strings.HasPrefix(string(b), want) {
+			return true
+		}
+	}
+	return false
 }
