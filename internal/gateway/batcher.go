@@ -219,6 +219,12 @@ func (b *batcher) single(deadline time.Time, method string, params json.RawMessa
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errUpstream, err)
 	}
+	return singleAnswer(status, ans)
+}
+
+// singleAnswer reads an upstream's answer to one call: a JSON-RPC answer,
+// or errUpstream when there is none (or an HTTP 5xx without an error).
+func singleAnswer(status int, ans []byte) (*rpcResponse, error) {
 	out, _ := decodeResponse(ans)
 	if out.Error == nil && out.Result == nil {
 		return nil, fmt.Errorf("%w: HTTP %d with no JSON-RPC answer", errUpstream, status)

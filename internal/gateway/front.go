@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -144,38 +145,69 @@ func (g *Gateway) serveFast(base context.Context, c *fasthttp.RequestCtx) {
 		fail(http.StatusMethodNotAllowed, &rpcError{Code: CodeInvalidRequest, Message: "method not allowed: use POST"}, "invalid")
 		return
 	}
+	a := g.admit(rt, key, c.RemoteIP().String(), c.PostBody())
+	if a.status != 0 {
+		if a.retryAfter != "" {
+			c.Response.Header.Set("Retry-After", a.retryAfter)
+		}
+		writeFast(c, a.status, a.body)
+		return
+	}
+	writeFast(c, http.StatusOK, g.serveCalls(base, rt, &a))
+}
+
+// admission is the front's verdict on a POST request: the calls to
+// answer, or the HTTP status, JSON-RPC error body and Retry-After value
+// refusing all of them.
+type admission struct {
+	p     *principal
+	calls []json.RawMessage
+	batch bool
+
+	status     int // 0: admitted
+	body       []byte
+	retryAfter string
+}
+
+// admit checks what concerns a POST request as a whole (key, body, batch
+// size, rates) and counts a refusal.
+func (g *Gateway) admit(rt *runtime, key, ip string, body []byte) admission {
+	fail := func(status int, e *rpcError, label string) admission {
+		g.metrics.Requests.WithLabelValues("none", label, "none").Inc()
+		return admission{status: status, body: encodeError(nil, e)}
+	}
 	p, aerr := rt.keys.authenticate(key)
 	if aerr != nil {
-		fail(http.StatusUnauthorized, aerr, "unauthorized")
-		return
+		return fail(http.StatusUnauthorized, aerr, "unauthorized")
 	}
-	calls, batch, perr := parseBody(c.PostBody())
+	calls, batch, perr := parseBody(body)
 	if perr != nil {
-		fail(http.StatusBadRequest, perr, "invalid")
-		return
+		return fail(http.StatusBadRequest, perr, "invalid")
 	}
 	if len(calls) > rt.cfg.Limits.MaxBatch {
-		fail(http.StatusBadRequest, &rpcError{Code: CodeInvalidRequest,
+		return fail(http.StatusBadRequest, &rpcError{Code: CodeInvalidRequest,
 			Message: fmt.Sprintf("batch too large: %d calls, limit %d", len(calls), rt.cfg.Limits.MaxBatch)}, "too_large")
-		return
 	}
 	now := time.Now()
-	ip := c.RemoteIP().String()
 	if ok, wait := g.limiter.allow("ip:"+ip, now, len(calls), rt.cfg.Limits.IPRate, rt.cfg.Limits.IPBurst); !ok {
-		c.Response.Header.Set("Retry-After", retryAfter(wait))
-		fail(http.StatusTooManyRequests, rateLimited("client IP", wait), "rate_limited")
-		return
+		a := fail(http.StatusTooManyRequests, rateLimited("client IP", wait), "rate_limited")
+		a.retryAfter = retryAfter(wait)
+		return a
 	}
 	if ok, wait := g.limiter.allow("key:"+p.name, now, len(calls), p.rate, p.burst); !ok {
-		c.Response.Header.Set("Retry-After", retryAfter(wait))
-		fail(http.StatusTooManyRequests, rateLimited("API key", wait), "rate_limited")
-		return
+		a := fail(http.StatusTooManyRequests, rateLimited("API key", wait), "rate_limited")
+		a.retryAfter = retryAfter(wait)
+		return a
 	}
-	if !batch {
-		writeFast(c, http.StatusOK, g.handleCall(base, rt, p, calls[0]))
-		return
+	return admission{p: p, calls: calls, batch: batch}
+}
+
+// serveCalls answers an admitted request's call or batch.
+func (g *Gateway) serveCalls(base context.Context, rt *runtime, a *admission) []byte {
+	if !a.batch {
+		return g.handleCall(base, rt, a.p, a.calls[0])
 	}
-	writeFast(c, http.StatusOK, g.handleBatch(base, rt, p, calls))
+	return g.handleBatch(base, rt, a.p, a.calls)
 }
 
 // isUpgrade reports whether a request asks for a WebSocket.

@@ -111,14 +111,19 @@ func (g *Gateway) finishCall(ctx context.Context, rt *runtime, p *principal, c *
 		g.metrics.Requests.WithLabelValues("other", c.status, p.name).Inc()
 		return c.answer
 	}
-	label := methodLabel(c.req.Method)
 	out, status := c.answer, c.status
 	if out == nil {
 		out, status = g.answer(ctx, rt, &c.req, c.tx)
 	}
+	g.record(p, c, status)
+	return out
+}
+
+// record counts a routed call's outcome and latency.
+func (g *Gateway) record(p *principal, c *preparedCall, status string) {
+	label := methodLabel(c.req.Method)
 	g.metrics.Requests.WithLabelValues(label, status, p.name).Inc()
 	g.metrics.Duration.WithLabelValues(label).Observe(time.Since(c.start).Seconds())
-	return out
 }
 
 // answer routes one authorised call; status labels the outcome.
@@ -129,16 +134,35 @@ func (g *Gateway) answer(ctx context.Context, rt *runtime, req *rpcRequest, tx *
 
 	var resp *rpcResponse
 	var err error
-	switch req.Method {
-	case "eth_sendRawTransaction":
+	switch {
+	case req.Method == "eth_sendRawTransaction":
 		resp, err = g.sendRawTransaction(ctx, rt, req, tx)
-	case "eth_getFilterChanges", "eth_getFilterLogs", "eth_uninstallFilter":
+	case isFilterCall(req.Method):
 		resp, err = g.filterCall(ctx, req)
-	case "eth_newFilter", "eth_newBlockFilter", "eth_newPendingTransactionFilter":
+	case isNewFilter(req.Method):
 		resp, err = g.newFilter(ctx, rt, req)
 	default:
 		resp, _, err = g.forward(ctx, rt, req, minHeadFor(req.Method, req.Params), retryable(req.Method))
 	}
+	return g.conclude(req, resp, err)
+}
+
+// plainForward reports whether answer sends method straight through
+// forward, with no other step before or after.
+func plainForward(method string) bool {
+	return method != "eth_sendRawTransaction" && !isFilterCall(method) && !isNewFilter(method)
+}
+
+func isFilterCall(method string) bool {
+	return method == "eth_getFilterChanges" || method == "eth_getFilterLogs" || method == "eth_uninstallFilter"
+}
+
+func isNewFilter(method string) bool {
+	return method == "eth_newFilter" || method == "eth_newBlockFilter" || method == "eth_newPendingTransactionFilter"
+}
+
+// conclude turns a routed call's outcome into its answer and status label.
+func (g *Gateway) conclude(req *rpcRequest, resp *rpcResponse, err error) ([]byte, string) {
 	if err != nil {
 		var re *rpcError
 		if errors.As(err, &re) {
@@ -184,58 +208,92 @@ func retryable(method string) bool {
 }
 
 // forward sends req to a chosen upstream, retrying on others when
-// retry is set and an attempt got no answer. The first of several attempts
-// gets half the remaining time, so a hanging upstream leaves time for a
-// retry. It returns the answer and the upstream that gave it.
+// retry is set and an attempt got no answer (see route). It returns the
+// answer and the upstream that gave it.
 func (g *Gateway) forward(ctx context.Context, rt *runtime, req *rpcRequest, minHead uint64, retry bool) (*rpcResponse, *upstream, error) {
-	ups := g.snapshot()
-	cands := make([]Candidate, len(ups))
-	for i, u := range ups {
-		cands[i] = u.candidate()
-	}
-	tried := make([]bool, len(ups))
-	attempts := 1
-	if retry {
-		attempts += rt.cfg.Limits.Retries
-	}
-	err := ErrNoUpstream
-	for a := 0; a < attempts; a++ {
-		i, _, perr := Pick(cands, minHead, tried, g.seq.Add(1))
-		if perr != nil && minHead > 0 {
-			// No healthy upstream has that block yet: any may answer "not found".
-			i, _, perr = Pick(cands, 0, tried, g.seq.Add(1))
-		}
-		if perr != nil {
-			break
-		}
-		tried[i] = true
-		if !ups[i].routable() {
-			// Left the rotation (membership) since the call began: choose
-			// again without counting an attempt.
-			a--
-			continue
-		}
-		if a > 0 {
-			g.metrics.Retries.WithLabelValues(methodLabel(req.Method)).Inc()
+	r := g.newRoute(rt, minHead, retry)
+	dl, hasDL := ctx.Deadline()
+	for {
+		u, adl, ok := g.nextAttempt(r, req.Method, dl, hasDL)
+		if !ok {
+			return nil, nil, r.err
 		}
 		actx, release := ctx, func() {}
-		if dl, ok := ctx.Deadline(); ok && a+1 < attempts {
-			now := time.Now()
-			dc := withDeadline(ctx, now.Add(dl.Sub(now)/2))
+		if adl != dl {
+			dc := withDeadline(ctx, adl)
 			actx, release = dc, dc.release
 		}
-		var resp *rpcResponse
-		resp, err = ups[i].forward(actx, req.Method, req.Params, g.metrics)
+		resp, err := u.forward(actx, req.Method, req.Params, g.metrics)
 		release()
 		if err == nil {
-			return resp, ups[i], nil
+			return resp, u, nil
 		}
-		g.logger.Debug("upstream call failed", "upstream", ups[i].cfg.Name, "method", req.Method, "attempt", a+1, "err", err)
+		r.err = err
+		g.logger.Debug("upstream call failed", "upstream", u.cfg.Name, "method", req.Method, "attempt", r.attempt, "err", err)
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
 	}
-	return nil, nil, err
+}
+
+// route is one call's way through the upstreams: which were tried, how
+// many attempts are left and why the last one failed.
+type route struct {
+	ups      []*upstream
+	cands    []Candidate
+	tried    []bool
+	minHead  uint64
+	attempt  int // attempts made
+	attempts int // allowed
+	err      error
+}
+
+func (g *Gateway) newRoute(rt *runtime, minHead uint64, retry bool) *route {
+	ups := g.snapshot()
+	r := &route{ups: ups, cands: make([]Candidate, len(ups)), tried: make([]bool, len(ups)),
+		minHead: minHead, attempts: 1, err: ErrNoUpstream}
+	for i, u := range ups {
+		r.cands[i] = u.candidate()
+	}
+	if retry {
+		r.attempts += rt.cfg.Limits.Retries
+	}
+	return r
+}
+
+// nextAttempt picks the upstream for the next attempt, preferring one
+// whose head has minHead, and returns the attempt's deadline: the first of
+// several attempts gets half the time left before the call's deadline, so
+// a hanging upstream leaves time for a retry. ok is false when no attempt
+// is left (r.err says why).
+func (g *Gateway) nextAttempt(r *route, method string, deadline time.Time, hasDeadline bool) (u *upstream, attemptDeadline time.Time, ok bool) {
+	for r.attempt < r.attempts {
+		i, _, perr := Pick(r.cands, r.minHead, r.tried, g.seq.Add(1))
+		if perr != nil && r.minHead > 0 {
+			// No healthy upstream has that block yet: any may answer "not found".
+			i, _, perr = Pick(r.cands, 0, r.tried, g.seq.Add(1))
+		}
+		if perr != nil {
+			return nil, time.Time{}, false
+		}
+		r.tried[i] = true
+		if !r.ups[i].routable() {
+			// Left the rotation (membership) since the call began: choose
+			// again without counting an attempt.
+			continue
+		}
+		r.attempt++
+		if r.attempt > 1 {
+			g.metrics.Retries.WithLabelValues(methodLabel(method)).Inc()
+		}
+		attemptDeadline = deadline
+		if hasDeadline && r.attempt < r.attempts {
+			now := time.Now()
+			attemptDeadline = now.Add(deadline.Sub(now) / 2)
+		}
+		return r.ups[i], attemptDeadline, true
+	}
+	return nil, time.Time{}, false
 }
 
 // sendRawTransaction sends a signed transaction to one healthy upstream. An

@@ -180,9 +180,19 @@ const defaultUpstreamTimeout = 30 * time.Second
 
 // forward sends one call and keeps the counters; see call.
 func (u *upstream) forward(ctx context.Context, method string, params json.RawMessage, m *Metrics) (*rpcResponse, error) {
-	u.inFlight.Add(1)
-	start := time.Now()
+	start := u.begin()
 	resp, err := u.call(ctx, method, params)
+	u.end(start, resp, err, m)
+	return resp, err
+}
+
+// begin counts a call sent to the upstream; end counts its outcome.
+func (u *upstream) begin() time.Time {
+	u.inFlight.Add(1)
+	return time.Now()
+}
+
+func (u *upstream) end(start time.Time, resp *rpcResponse, err error, m *Metrics) {
 	u.inFlight.Add(-1)
 	u.calls.Add(1)
 	outcome := "ok"
@@ -197,7 +207,6 @@ func (u *upstream) forward(ctx context.Context, method string, params json.RawMe
 		u.observeLatency(time.Since(start))
 	}
 	m.UpstreamRequests.WithLabelValues(u.cfg.Name, outcome).Inc()
-	return resp, err
 }
 
 // observeLatency folds one latency into the moving average (weight 1/8).
