@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -161,6 +162,9 @@ func (b *batcher) send(batch []*queued) {
 		b.onBatch(len(batch))
 	}
 	status, ans, err := b.post(deadline, body)
+	if errors.Is(err, errClosedBeforeAnswer) && batchResendSafe(batch) {
+		status, ans, err = b.post(deadline, body)
+	}
 	if err != nil {
 		for _, q := range batch {
 			q.done <- answered{nil, fmt.Errorf("%w: %w", errUpstream, err)}
@@ -213,9 +217,30 @@ func (b *batcher) send(batch []*queued) {
 	}
 }
 
+// resendSafe reports whether a call may be posted again when its
+// connection closed before any answer. That most likely means the request
+// never reached the upstream, but the transport cannot tell for sure, so
+// only calls the proxy would retry elsewhere anyway are sent again.
+func resendSafe(method string) bool {
+	return retryable(method) || method == "eth_sendRawTransaction"
+}
+
+func batchResendSafe(batch []*queued) bool {
+	for _, q := range batch {
+		if !resendSafe(q.method) {
+			return false
+		}
+	}
+	return true
+}
+
 // single posts one call alone and decodes its answer.
 func (b *batcher) single(deadline time.Time, method string, params json.RawMessage) (*rpcResponse, error) {
-	status, ans, err := b.post(deadline, encodeCall(json.RawMessage("1"), method, params))
+	body := encodeCall(json.RawMessage("1"), method, params)
+	status, ans, err := b.post(deadline, body)
+	if errors.Is(err, errClosedBeforeAnswer) && resendSafe(method) {
+		status, ans, err = b.post(deadline, body)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errUpstream, err)
 	}

@@ -207,7 +207,14 @@ type LimitsConfig struct {
 	// Go's netpoller; the rest use the netpoller. 0 turns this off; at most
 	// maxDirectCalls. See ADR 0008.
 	DirectCalls int `toml:"direct_calls"`
+	// FrontLoops is how many epoll event loops serve the JSON-RPC port
+	// (ADR 0009): 0 picks one per two CPUs, -1 serves every connection
+	// with fasthttp's goroutines instead. Read at start only.
+	FrontLoops int `toml:"front_loops"`
 }
+
+// maxFrontLoops bounds limits.front_loops.
+const maxFrontLoops = 64
 
 // MembershipConfig takes upstreams from a Hansa cluster's membership: the
 // gateway polls membership_status on a node's admin listener and routes to
@@ -409,6 +416,9 @@ func (c *Config) Validate() error {
 	}
 	if l.DirectCalls < 0 || l.DirectCalls > maxDirectCalls {
 		return fmt.Errorf("gateway: limits.direct_calls must be between 0 and %d", maxDirectCalls)
+	}
+	if l.FrontLoops < -1 || l.FrontLoops > maxFrontLoops {
+		return fmt.Errorf("gateway: limits.front_loops must be between -1 and %d", maxFrontLoops)
 	}
 	for m, d := range l.MethodTimeouts {
 		if d <= 0 {

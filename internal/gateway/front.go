@@ -41,19 +41,25 @@ const (
 // ln.
 func (g *Gateway) serveFront(ctx context.Context, ln net.Listener) error {
 	base := context.WithoutCancel(ctx)
+	limits := g.rt.Load().cfg.Limits
 	srv := &fasthttp.Server{
 		Handler:                      func(c *fasthttp.RequestCtx) { g.serveFast(base, c) },
 		ErrorHandler:                 g.frontError,
 		ReadBufferSize:               frontHeaderBytes,
 		ReadTimeout:                  frontReadTimeout,
 		IdleTimeout:                  frontIdleTimeout,
-		MaxRequestBodySize:           int(g.rt.Load().cfg.Limits.MaxBodyBytes),
+		MaxRequestBodySize:           int(limits.MaxBodyBytes),
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
 		NoDefaultDate:                true,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
 		Logger:                       fastLogger{g.logger},
+	}
+	if limits.FrontLoops >= 0 {
+		if ok, err := g.serveLoops(ctx, ln, srv, loopsFor(limits.FrontLoops), limits.MaxBodyBytes); ok {
+			return err
+		}
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -164,6 +164,10 @@ func (g *Gateway) Reload(cfg Config) error {
 		g.logger.Warn("limits.max_body_bytes cannot change on reload (the HTTP front reads bodies up to it); restart to apply")
 		cfg.Limits.MaxBodyBytes = old.Limits.MaxBodyBytes
 	}
+	if cfg.Limits.FrontLoops != old.Limits.FrontLoops {
+		g.logger.Warn("limits.front_loops cannot change on reload; restart to apply")
+		cfg.Limits.FrontLoops = old.Limits.FrontLoops
+	}
 	if cfg.Membership.Enabled() != old.Membership.Enabled() {
 		g.logger.Warn("the membership section cannot be turned on or off on reload; restart to apply")
 		cfg.Membership = old.Membership

@@ -23,6 +23,11 @@ import (
 // maxUpstreamResponse bounds an upstream answer the gateway reads.
 const maxUpstreamResponse = 128 << 20
 
+// errClosedBeforeAnswer: the connection closed before the first byte of
+// the answer, most likely a kept-alive connection the upstream closed
+// while idle (the request then never reached it).
+var errClosedBeforeAnswer = errors.New("connection closed before the answer")
+
 // errUpstream marks a failure to get an answer from an upstream (transport
 // error, timeout, HTTP error status, unreadable body): the call may be
 // retried elsewhere if it is safe to.
@@ -45,8 +50,11 @@ type upstream struct {
 	// the gate admits (lower latency while the gateway is lightly loaded).
 	direct *fasthttp.HostClient
 	gate   *directGate
-	auth   string   // Authorization from the URL's user info, if any
-	batch  *batcher // sends calls through rpc, alone or in batches
+	// loop is how the event-loop front reaches the upstream itself (nil:
+	// calls to it go through rpc, on a goroutine).
+	loop  *loopTarget
+	auth  string   // Authorization from the URL's user info, if any
+	batch *batcher // sends calls through rpc, alone or in batches
 
 	// excluded: the cluster reports the member catching up, down or
 	// unknown; draining: the member is leaving or no longer listed. Either
@@ -83,6 +91,7 @@ func newUpstream(cfg UpstreamConfig, source string, client *http.Client, m *Metr
 		pass, _ := parsed.User.Password()
 		u.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(parsed.User.Username()+":"+pass))
 	}
+	u.loop = newLoopTarget(cfg, host, parsed.RequestURI(), u.auth, tlsOn)
 	u.rpc = &fasthttp.HostClient{
 		Addr:                          host,
 		Name:                          "hansa-gateway",
@@ -169,6 +178,9 @@ func (u *upstream) post(deadline time.Time, body []byte) (int, []byte, error) {
 			// Its timer may fire just before the context's: report the
 			// deadline either way.
 			err = context.DeadlineExceeded
+		}
+		if errors.Is(err, fasthttp.ErrConnectionClosed) {
+			err = fmt.Errorf("%w: %w", errClosedBeforeAnswer, err)
 		}
 		return 0, nil, err
 	}

@@ -1,0 +1,248 @@
+//go:build linux
+
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// wireAnswer is what a client sees of one HTTP answer.
+type wireAnswer struct {
+	status      int
+	contentType string
+	retryAfter  string
+	close       bool
+	body        string
+}
+
+// exchange writes raw to front and reads one answer.
+func exchange(t *testing.T, front, raw string) wireAnswer {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(front, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the answer to %q: %v", raw, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wireAnswer{resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"), resp.Close, string(b)}
+}
+
+var millis = regexp.MustCompile(`(retry in |"retry_after_ms":)[0-9]+`)
+
+func post(path, body string, headers ...string) string {
+	return fmt.Sprintf("POST %s HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s",
+		path, strings.Join(headers, ""), len(body), body)
+}
+
+// TestLoopAnswersLikeFasthttp sends the same requests to a gateway served
+// by the event loop and to one served by fasthttp alone: every answer
+// (status, headers a client acts on, body) must be the same.
+func TestLoopAnswersLikeFasthttp(t *testing.T) {
+	nodes := threeNodes(t)
+	mutate := func(loops int) func(*Config) {
+		return func(c *Config) {
+			c.Limits.FrontLoops = loops
+			c.AllowAnonymous = false
+			c.Limits.MaxBatch = 3
+			c.Keys = []KeyConfig{
+				{Name: "app", Key: "app-secret", Methods: []string{"eth_*"}},
+				{Name: "tight", Key: "tight-secret", Methods: []string{"*"}, Rate: 0.001, Burst: 1},
+			}
+		}
+	}
+	loop := newHarness(t, nodes, mutate(0))
+	fast := newHarness(t, nodes, mutate(-1))
+	loop.poll(1)
+	fast.poll(1)
+	call := `{"jsonrpc":"2.0","id":9,"method":"eth_chainId","params":[]}`
+	key := "X-API-Key: app-secret\r\n"
+	cases := []struct{ name, raw string }{
+		{"call", post("/", call, key)},
+		{"key in path", post("/v1/app-secret", call)},
+		{"id types", post("/", `{"jsonrpc":"2.0","id":"abc","method":"eth_chainId"}`, key)},
+		{"no key", post("/", call)},
+		{"unknown key", post("/", call, "X-API-Key: nope\r\n")},
+		{"unknown path", post("/v2/x", call, key)},
+		{"method not allowed", post("/", `{"jsonrpc":"2.0","id":1,"method":"web3_clientVersion"}`, key)},
+		{"malformed JSON", post("/", `{"jsonrpc":`, key)},
+		{"not an object", post("/", `42`, key)},
+		{"empty batch", post("/", `[]`, key)},
+		{"batch", post("/", `[`+call+`,{"jsonrpc":"2.0","id":10,"method":"eth_chainId"}]`, key)},
+		{"batch too large", post("/", `[`+call+`,`+call+`,`+call+`,`+call+`]`, key)},
+		{"no method", post("/", `{"jsonrpc":"2.0","id":1}`, key)},
+		{"connection close", post("/", call, key, "Connection: close\r\n")},
+		{"empty body", post("/", ``, key)},
+		{"chunked (handed over)", "POST / HTTP/1.1\r\nHost: gw\r\nX-API-Key: app-secret\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(call), call)},
+		{"GET (handed over)", "GET / HTTP/1.1\r\nHost: gw\r\n\r\n"},
+		{"HTTP/1.0 (handed over)", strings.Replace(post("/", call, key), "HTTP/1.1", "HTTP/1.0", 1)},
+		{"rate limited, first", post("/", call, "X-API-Key: tight-secret\r\n")},
+		{"rate limited, second", post("/", call, "X-API-Key: tight-secret\r\n")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := exchange(t, fast.front.URL, tc.raw)
+			got := exchange(t, loop.front.URL, tc.raw)
+			// A wait in milliseconds differs with the moment of asking.
+			want.body = millis.ReplaceAllString(want.body, "${1}N")
+			got.body = millis.ReplaceAllString(got.body, "${1}N")
+			if got != want {
+				t.Fatalf("event loop answered\n%+v\nfasthttp answered\n%+v", got, want)
+			}
+		})
+	}
+	// The loop served the plain calls itself and handed the rest on.
+	if n := metricValue(t, loop.g.metrics.FrontRequests.WithLabelValues("loop")); n < 3 {
+		t.Errorf("calls the loop forwarded itself: %v", n)
+	}
+	if n := metricValue(t, loop.g.metrics.FrontRequests.WithLabelValues("goroutine")); n != 1 {
+		t.Errorf("requests answered on a goroutine: %v, want 1 (the batch)", n)
+	}
+	if n := metricValue(t, loop.g.metrics.FrontHandoffs); n != 3 {
+		t.Errorf("connections handed to fasthttp: %v, want 3", n)
+	}
+	if n := metricValue(t, fast.g.metrics.FrontRequests.WithLabelValues("loop")); n != 0 {
+		t.Errorf("front_loops = -1 still ran a loop: %v calls", n)
+	}
+}
+
+// TestLoopLeavesHostNamesToGoroutines routes to an upstream named by host
+// name: the loop does not resolve names, so its calls take the goroutine
+// path, and are answered.
+func TestLoopLeavesHostNamesToGoroutines(t *testing.T) {
+	nodes := threeNodes(t)
+	h := newHarness(t, nodes[:1], func(c *Config) {
+		c.Upstreams[0].URL = strings.Replace(c.Upstreams[0].URL, "127.0.0.1", "localhost", 1)
+	})
+	if u := h.g.snapshot()[0]; u.loop != nil {
+		t.Fatalf("upstream %s has a loop target", u.cfg.URL)
+	}
+	h.poll(1)
+	for range 3 {
+		if _, resp := h.call("/", "eth_chainId", "", nil); resp.Error != nil || string(resp.Result) != `"0x539"` {
+			t.Fatalf("call: %s %+v", resp.Result, resp.Error)
+		}
+	}
+	if n := metricValue(t, h.g.metrics.FrontRequests.WithLabelValues("goroutine")); n != 3 {
+		t.Errorf("calls on goroutines: %v, want 3", n)
+	}
+	if n := metricValue(t, h.g.metrics.FrontRequests.WithLabelValues("loop")); n != 0 {
+		t.Errorf("calls the loop forwarded: %v, want 0", n)
+	}
+}
+
+// TestLoopTargets checks which upstream URLs the loop dials itself.
+func TestLoopTargets(t *testing.T) {
+	for _, tc := range []struct {
+		url      string
+		batchMax int
+		want     bool
+	}{
+		{"http://127.0.0.1:8545", 0, true},
+		{"http://127.0.0.1:8545/rpc?x=1", 0, true},
+		{"http://[::1]:8545", 0, true},
+		{"http://10.0.0.1", 0, true},
+		{"http://user:pw@10.0.0.1:8545", 0, true},
+		{"https://127.0.0.1:8545", 0, false},
+		{"http://localhost:8545", 0, false},
+		{"http://node.example:8545", 0, false},
+		{"http://127.0.0.1:8545", 8, false},
+	} {
+		u := newUpstream(UpstreamConfig{Name: "x", URL: tc.url, BatchMax: tc.batchMax}, "config", nil, nil, nil)
+		if (u.loop != nil) != tc.want {
+			t.Errorf("%s (batch_max %d): loop target %v, want %v", tc.url, tc.batchMax, u.loop != nil, tc.want)
+		}
+	}
+	u := newUpstream(UpstreamConfig{Name: "x", URL: "http://user:pw@10.0.0.1:8545/rpc?x=1"}, "config", nil, nil, nil)
+	want := "POST /rpc?x=1 HTTP/1.1\r\nHost: 10.0.0.1:8545\r\nUser-Agent: hansa-gateway\r\nContent-Type: application/json\r\n" +
+		"Authorization: Basic dXNlcjpwdw==\r\nContent-Length: "
+	if got := string(u.loop.prefix); got != want {
+		t.Errorf("request prefix\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestLoopResendsAfterAStaleConnection has the upstream close a kept-alive
+// connection as soon as a second request arrives on it, without an
+// answer. A read is then sent once more on a new connection and answered;
+// a write that cannot be resent (eth_sendTransaction) is not, and the
+// client learns that the upstream failed; on a new connection neither is
+// resent.
+func TestLoopResendsAfterAStaleConnection(t *testing.T) {
+	type connKey struct{}
+	var seen sync.Map // method -> *atomic.Int64: requests the upstream read
+	count := func(method string) int64 {
+		v, _ := seen.LoadOrStore(method, new(atomic.Int64))
+		return v.(*atomic.Int64).Load()
+	}
+	var dropFirst atomic.Bool // also drop a connection's first request
+	node := wireNode(t, "n0", newTxPool(), func(n *fakeNode, w http.ResponseWriter, r *http.Request, req *rpcRequest) bool {
+		v, _ := seen.LoadOrStore(req.Method, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+		served := r.Context().Value(connKey{}).(*atomic.Int64).Add(1)
+		if served > 1 || dropFirst.Load() {
+			n.hijackClose(w)
+			return true
+		}
+		return false
+	}, func(s *http.Server) {
+		s.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, new(atomic.Int64))
+		}
+	})
+	h := newHarness(t, []*fakeNode{node}, func(c *Config) { c.Limits.Retries = 0 })
+	h.poll(1)
+	for _, tc := range []struct {
+		method string
+		sends  int64 // requests the upstream reads for the second call
+		ok     bool
+	}{
+		{"eth_blockNumber", 2, true},
+		{"eth_sendTransaction", 1, false},
+	} {
+		// The first call opens a connection and leaves it idle in the pool;
+		// the second takes it, and the upstream drops it.
+		if _, resp := h.call("/", "web3_clientVersion", "", nil); resp.Error != nil {
+			t.Fatalf("first call: %+v", resp.Error)
+		}
+		before := count(tc.method)
+		_, resp := h.call("/", tc.method, `[{}]`, nil)
+		if got := count(tc.method) - before; got != tc.sends {
+			t.Errorf("%s: the upstream read it %d times, want %d", tc.method, got, tc.sends)
+		}
+		if failed := resp.Error != nil && resp.Error.Code == CodeUnavailable; failed == tc.ok {
+			t.Errorf("%s: answer %s %+v", tc.method, resp.Result, resp.Error)
+		}
+	}
+	// A new connection that closes without an answer: nothing is resent.
+	dropFirst.Store(true)
+	before := count("eth_blockNumber")
+	if _, resp := h.call("/", "eth_blockNumber", "", nil); resp.Error == nil || resp.Error.Code != CodeUnavailable {
+		t.Fatalf("dropped on a new connection: %s %+v", resp.Result, resp.Error)
+	}
+	if got := count("eth_blockNumber") - before; got != 1 {
+		t.Errorf("dropped on a new connection: read %d times, want 1", got)
+	}
+}
