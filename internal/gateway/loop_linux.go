@@ -16,6 +16,7 @@ import (
 	goruntime "runtime"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
@@ -165,8 +166,9 @@ func (c *connListener) deliver(nc net.Conn) {
 type evloop struct {
 	g       *Gateway
 	base    context.Context
-	handed  *connListener
-	maxBody int64
+	handed     *connListener
+	maxBody    int64
+	maxRequest int // the most of a client's bytes read ahead: one request
 	ep      int
 	wake    int // eventfd: inbox has work
 	lfd     int
@@ -196,12 +198,14 @@ type lconn struct {
 	in     []byte // read, not yet used
 	out    []byte // to write, from wpos
 	wpos   int
-	events uint32 // the epoll interest set
 	closed bool
 	since  time.Time // last progress: accepted, answered, written, dialled
 
 	// front
-	ip       string
+	pendingIn bool // readable since the last read (edge-triggered)
+	shutRd    bool // the client's FIN arrived (it may be unread)
+	eof       bool // the client's stream is read to its end
+	ip        string
 	reqStart time.Time // first byte of the request being read
 	busy     bool      // a request of this connection is being answered
 	closing  bool      // close once out is written
@@ -255,7 +259,7 @@ func newEvloop(g *Gateway, base context.Context, handed *connListener, lfd int, 
 		unix.Close(ep)
 		return nil, err
 	}
-	l := &evloop{g: g, base: base, handed: handed, maxBody: maxBody, ep: ep, wake: wake, lfd: lfd,
+	l := &evloop{g: g, base: base, handed: handed, maxBody: maxBody, maxRequest: frontHeaderBytes + int(maxBody), ep: ep, wake: wake, lfd: lfd,
 		viaLoop: g.metrics.FrontRequests.WithLabelValues("loop"), viaGo: g.metrics.FrontRequests.WithLabelValues("goroutine"),
 		conns: map[int]*lconn{}, pools: map[*upstream]*upPool{}, events: make([]unix.EpollEvent, 256)}
 	if err := l.ctl(unix.EPOLL_CTL_ADD, wake, unix.EPOLLIN); err != nil {
@@ -398,7 +402,7 @@ func (l *evloop) accept() {
 		}
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		c := &lconn{fd: fd, front: true, ip: sockaddrIP(sa), since: time.Now()}
-		if err := l.add(c, unix.EPOLLIN|unix.EPOLLRDHUP); err != nil {
+		if err := l.add(c); err != nil {
 			unix.Close(fd)
 		}
 	}
@@ -414,22 +418,18 @@ func sockaddrIP(sa unix.Sockaddr) string {
 	return ""
 }
 
-func (l *evloop) add(c *lconn, events uint32) error {
+// add watches c. Connections are edge-triggered, for reading and writing
+// alike, so the interest set never changes: a client connection that
+// becomes readable while its request is being answered is only marked
+// (pendingIn) and read once the answer is written; a write that cannot
+// finish waits for the edge that says the socket has room again.
+func (l *evloop) add(c *lconn) error {
+	const events = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
 	if err := l.ctl(unix.EPOLL_CTL_ADD, c.fd, events); err != nil {
 		return err
 	}
-	c.events = events
 	l.conns[c.fd] = c
 	return nil
-}
-
-// watch sets c's interest set.
-func (l *evloop) watch(c *lconn, events uint32) {
-	if c.closed || c.events == events {
-		return
-	}
-	c.events = events
-	_ = l.ctl(unix.EPOLL_CTL_MOD, c.fd, events)
 }
 
 // closeConn closes c. An upstream connection's call, if any, is the
@@ -447,43 +447,47 @@ func (l *evloop) closeConn(c *lconn) {
 	c.in, c.out = nil, nil
 }
 
-// readInto reads what is available into c.in. It returns false when the
-// peer closed or failed (eof set for an orderly close).
-func (l *evloop) readInto(c *lconn) (ok, eof bool) {
+// readInto reads what is available into c.in, until a short read has
+// emptied the socket (as edge-triggering requires) or c.in holds limit
+// bytes (full: the rest is still to read). ok is false when the peer closed
+// or failed (eof set for an orderly close).
+func (l *evloop) readInto(c *lconn, limit int) (ok, eof, full bool) {
 	for {
+		if len(c.in) >= limit {
+			return true, false, true
+		}
 		if cap(c.in)-len(c.in) < loopReadChunk {
 			c.in = append(c.in[:len(c.in):len(c.in)], make([]byte, loopReadChunk)...)[:len(c.in)]
 		}
 		free := c.in[len(c.in):cap(c.in)]
-		n, err := unix.Read(c.fd, free)
+		n, err := rawRead(c.fd, free)
 		switch {
 		case n > 0:
 			c.in = c.in[:len(c.in)+n]
 			if n < len(free) {
-				return true, false
+				return true, false, false
 			}
 		case err == nil: // n == 0
-			return false, true
+			return false, true, false
 		case errors.Is(err, unix.EAGAIN):
-			return true, false
+			return true, false, false
 		case errors.Is(err, unix.EINTR):
 		default:
-			return false, false
+			return false, false, false
 		}
 	}
 }
 
-// flush writes what it can of c.out and watches for writability while
-// some is left. It reports false if the connection failed.
+// flush writes what it can of c.out; what is left waits for the socket's
+// next writable edge. It reports false if the connection failed.
 func (l *evloop) flush(c *lconn) bool {
 	for c.wpos < len(c.out) {
-		n, err := unix.Write(c.fd, c.out[c.wpos:])
+		n, err := rawWrite(c.fd, c.out[c.wpos:])
 		switch {
 		case n > 0:
 			c.wpos += n
 			c.since = time.Now()
 		case errors.Is(err, unix.EAGAIN):
-			l.watch(c, l.interest(c))
 			return true
 		case errors.Is(err, unix.EINTR):
 		default:
@@ -494,25 +498,22 @@ func (l *evloop) flush(c *lconn) bool {
 	if cap(c.out) > loopBigBuffer {
 		c.out = nil
 	}
-	l.watch(c, l.interest(c))
 	return true
-}
-
-// interest is the epoll interest set c needs now.
-func (l *evloop) interest(c *lconn) uint32 {
-	var ev uint32
-	if c.wpos < len(c.out) || c.connecting {
-		ev |= unix.EPOLLOUT
-	}
-	if !c.front || (!c.busy && !c.closing && c.wpos >= len(c.out)) {
-		ev |= unix.EPOLLIN | unix.EPOLLRDHUP
-	}
-	return ev
 }
 
 // frontEvent handles readiness of a client connection.
 func (l *evloop) frontEvent(c *lconn, ev uint32) {
-	if ev&unix.EPOLLOUT != 0 && c.wpos < len(c.out) {
+	if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 && ev&unix.EPOLLIN == 0 {
+		l.closeConn(c) // gone: an answer in the making is dropped
+		return
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP) != 0 {
+		c.pendingIn = true
+	}
+	if ev&unix.EPOLLRDHUP != 0 {
+		c.shutRd = true // the rest of the stream is before the FIN
+	}
+	if c.wpos < len(c.out) {
 		if !l.flush(c) {
 			l.closeConn(c)
 			return
@@ -525,21 +526,40 @@ func (l *evloop) frontEvent(c *lconn, ev uint32) {
 			return
 		}
 		c.since = time.Now()
-		l.serveBuffered(c) // requests that came with the last one
 	}
-	if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 && ev&unix.EPOLLIN == 0 {
-		l.closeConn(c) // gone: an answer in the making is dropped
-		return
+	l.resume(c)
+}
+
+// resume serves c's buffered requests and reads more, until a request is
+// being answered or nothing is left.
+func (l *evloop) resume(c *lconn) {
+	if c.serving {
+		return // serveBuffered is on the stack and goes on by itself
 	}
-	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP) == 0 || c.busy || c.closing || c.wpos < len(c.out) {
-		return
-	}
-	ok, _ := l.readInto(c)
-	l.serveBuffered(c)
-	if !ok && !c.busy && !c.closed {
-		// The client closed (or failed): nothing more will come, and what
-		// is left unanswered is an incomplete request.
-		l.closeConn(c)
+	for {
+		l.serveBuffered(c)
+		if c.closed || c.busy || c.closing || c.wpos < len(c.out) {
+			return
+		}
+		if c.eof {
+			// Nothing more will come, and what is left unanswered is an
+			// incomplete request.
+			l.closeConn(c)
+			return
+		}
+		if !c.pendingIn {
+			return
+		}
+		before := len(c.in)
+		// Enough for the largest request: a client sending more before
+		// reading its answers is read further once they are written.
+		ok, _, full := l.readInto(c, l.maxRequest)
+		c.pendingIn = full
+		if !ok || (c.shutRd && !full) {
+			c.eof = true
+		} else if len(c.in) == before {
+			return
+		}
 	}
 }
 
@@ -647,7 +667,7 @@ func (l *evloop) respond(c *lconn, status int, body []byte, retryAfter ...string
 		return
 	}
 	c.since = time.Now()
-	l.serveBuffered(c)
+	l.resume(c)
 }
 
 // offload computes an answer on a goroutine and writes it from the loop.
@@ -789,7 +809,7 @@ func (l *evloop) dial(p *upPool) (*lconn, error) {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
 	c := &lconn{fd: fd, pool: p, connecting: connecting, since: time.Now()}
-	if err := l.add(c, l.interest(c)); err != nil {
+	if err := l.add(c); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -822,7 +842,16 @@ func (l *evloop) upEvent(c *lconn, ev uint32) {
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
 		return
 	}
-	ok, eof := l.readInto(c)
+	ok, eof, full := l.readInto(c, maxUpstreamHead+maxUpstreamResponse+loopReadChunk)
+	if ok && !full && ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		// The FIN (or a reset) came with this edge and no other edge
+		// follows: read on to learn which.
+		ok, eof, full = l.readInto(c, maxUpstreamHead+maxUpstreamResponse+loopReadChunk)
+	}
+	if full {
+		l.upFail(c, fmt.Errorf("%w: answer over %d bytes", errUpstreamHTTP, maxUpstreamResponse))
+		return
+	}
 	c.got = c.got || len(c.in) > 0
 	if c.call == nil {
 		// Idle: the upstream closed it, or sent something unasked.
@@ -1075,6 +1104,33 @@ func (l *evloop) closeAll() {
 	for _, c := range l.conns {
 		l.closeConn(c)
 	}
+}
+
+// rawRead and rawWrite are read(2) and write(2) on non-blocking sockets
+// without telling the Go scheduler: such a call never waits, and the
+// scheduler's bookkeeping around a system call costs more than the call
+// on loopback. It also keeps sysmon from taking the loop's P away
+// whenever a write that delivers data takes longer than 20 µs.
+func rawRead(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(n), nil
 }
 
 // callHeap orders the loop's attempts by expiry.
