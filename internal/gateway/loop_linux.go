@@ -50,6 +50,8 @@ const (
 	// loopBigBuffer: a connection's read buffer over this size is dropped
 	// once it is empty.
 	loopBigBuffer = 256 << 10
+	// loopYield is how often the loop yields to the Go scheduler.
+	loopYield = 5 * time.Millisecond
 	// loopReadChunk is the least free space a read is given.
 	loopReadChunk = 16 << 10
 )
@@ -312,6 +314,7 @@ func (l *evloop) run() {
 	goruntime.LockOSThread()
 	defer goruntime.UnlockOSThread()
 	defer l.closeAll()
+	yielded := time.Now()
 	for {
 		n, err := unix.EpollWait(l.ep, l.events, l.waitMillis())
 		if err != nil && !errors.Is(err, unix.EINTR) {
@@ -337,6 +340,14 @@ func (l *evloop) run() {
 			}
 		}
 		now := time.Now()
+		if now.Sub(yielded) > loopYield {
+			// Left running, the loop's goroutine would be preempted by
+			// sysmon every 10 ms (a signal), after which sysmon polls
+			// every 20 µs for a while, on a core the upstream and the
+			// clients need.
+			goruntime.Gosched()
+			yielded = now
+		}
 		l.expire(now)
 		if now.Sub(l.lastSweep) >= time.Second || l.draining {
 			l.sweep(now)
