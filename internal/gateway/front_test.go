@@ -127,8 +127,8 @@ func TestFrontPipelinedRequests(t *testing.T) {
 	}
 }
 
-// TestFrontShutdownFinishesCalls stops the front while a slow call is in
-// flight: the call is answered, and new connections are refused.
+// TestFrontShutdownFinishesCalls stops the front while slow calls are in
+// flight: they are answered, and new connections are refused.
 func TestFrontShutdownFinishesCalls(t *testing.T) {
 	nodes := threeNodes(t)
 	slow := "web3_clientVersion"
@@ -151,29 +151,36 @@ func TestFrontShutdownFinishesCalls(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- g.serveFront(ctx, ln) }()
 
-	answered := make(chan string, 1)
-	go func() {
-		resp, err := http.Post(url, "application/json", strings.NewReader(
-			`{"jsonrpc":"2.0","id":1,"method":"web3_clientVersion","params":[]}`))
-		if err != nil {
-			answered <- "error: " + err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		answered <- string(b)
-	}()
-	// Wait until the call reached an upstream, then stop.
+	// A single call (the event loop forwards it) and a batch (on a
+	// connection the loop hands to fasthttp) are in flight at once.
+	bodies := []string{`{"jsonrpc":"2.0","id":1,"method":"web3_clientVersion","params":[]}`,
+		`[{"jsonrpc":"2.0","id":2,"method":"web3_clientVersion","params":[]}]`}
+	answered := make(chan string, len(bodies))
+	for _, body := range bodies {
+		go func() {
+			resp, err := http.Post(url, "application/json", strings.NewReader(body))
+			if err != nil {
+				answered <- "error: " + err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answered <- string(b)
+		}()
+	}
+	// Wait until both calls reached an upstream, then stop.
 	deadline := time.Now().Add(5 * time.Second)
-	for inFlight(g) == 0 {
+	for inFlight(g) < int64(len(bodies)) {
 		if time.Now().After(deadline) {
-			t.Fatal("the call never reached an upstream")
+			t.Fatalf("%d of %d calls reached an upstream", inFlight(g), len(bodies))
 		}
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
-	if got := <-answered; !strings.Contains(got, `"result"`) {
-		t.Fatalf("in-flight call during shutdown: %s", got)
+	for range bodies {
+		if got := <-answered; !strings.Contains(got, `"result"`) {
+			t.Fatalf("in-flight call during shutdown: %s", got)
+		}
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("serveFront: %v", err)

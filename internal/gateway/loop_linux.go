@@ -31,12 +31,11 @@ import (
 // design; on this VM every wake-up and hand-off Go's netpoller adds to a
 // call costs 5–15 µs, which is what kept the fasthttp front behind nginx.
 //
-// What the loop does not do itself it delegates: requests it does not
-// read exactly as fasthttp would (see parseReqHead) go with their
-// connection to the fasthttp server; batches, transaction sends, filter
-// calls and calls that may reach an upstream the loop cannot dial (TLS,
-// batching, a host name) run on a goroutine through the same code as the
-// fasthttp front, and their answer comes back to the loop to be written.
+// What the loop does not do itself it hands, with the connection, to the
+// fasthttp server, which serves it as before this front existed: requests
+// it does not read exactly as fasthttp would (see parseReqHead), and
+// batches, transaction sends, filter calls and any call while an upstream
+// is one the loop cannot dial (TLS, batching, a host name); see forwards.
 
 const (
 	// loopUpConns bounds one loop's connections to one upstream.
@@ -105,10 +104,22 @@ func (g *Gateway) serveLoops(ctx context.Context, ln net.Listener, srv *fasthttp
 		loops = append(loops, l)
 	}
 	var wg sync.WaitGroup
+	failed := make(chan error, n)
 	for _, l := range loops {
-		wg.Go(l.run)
+		wg.Go(func() {
+			if err := l.run(); err != nil {
+				failed <- err
+			}
+		})
 	}
-	<-ctx.Done()
+	var loopErr error
+	select {
+	case <-ctx.Done():
+	case loopErr = <-failed:
+		// A loop that cannot wait for events serves no one: stop the
+		// front, and the gateway with it, rather than half of the port.
+		g.logger.Error("front event loop failed", "err", loopErr)
+	}
 	for _, l := range loops {
 		l.post(func() { l.beginShutdown() })
 	}
@@ -119,6 +130,9 @@ func (g *Gateway) serveLoops(ctx context.Context, ln net.Listener, srv *fasthttp
 	err = srv.ShutdownWithContext(sctx)
 	handed.Close()
 	<-served
+	if loopErr != nil {
+		return true, fmt.Errorf("front: %w", loopErr)
+	}
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return true, err
 	}
@@ -166,22 +180,20 @@ func (c *connListener) deliver(nc net.Conn) {
 // evloop is one event loop. Everything but mu, inbox and stopped belongs
 // to its goroutine.
 type evloop struct {
-	g       *Gateway
-	base    context.Context
+	g          *Gateway
+	base       context.Context
 	handed     *connListener
 	maxBody    int64
 	maxRequest int // the most of a client's bytes read ahead: one request
-	ep      int
-	wake    int // eventfd: inbox has work
-	lfd     int
+	ep         int
+	wake       int // eventfd: inbox has work
+	lfd        int
 
-	viaLoop   prometheus.Counter // requests answered by the loop
-	viaGo     prometheus.Counter // requests answered on a goroutine
-	conns     map[int]*lconn
-	pools     map[*upstream]*upPool
-	timers    callHeap
-	offloaded int // answers being computed on goroutines
-	events    []unix.EpollEvent
+	served prometheus.Counter // requests answered by the loop
+	conns  map[int]*lconn
+	pools  map[*upstream]*upPool
+	timers callHeap
+	events []unix.EpollEvent
 
 	draining     bool
 	drainUntil   time.Time
@@ -208,11 +220,11 @@ type lconn struct {
 	shutRd    bool // the client's FIN arrived (it may be unread)
 	eof       bool // the client's stream is read to its end
 	ip        string
-	reqStart time.Time // first byte of the request being read
-	busy     bool      // a request of this connection is being answered
-	closing  bool      // close once out is written
-	serving  bool      // serveBuffered is on the stack
-	shutdown bool      // answer with Connection: close
+	reqStart  time.Time // first byte of the request being read
+	busy      bool      // a request of this connection is being answered
+	closing   bool      // close once out is written
+	serving   bool      // serveBuffered is on the stack
+	shutdown  bool      // answer with Connection: close
 
 	// upstream
 	pool       *upPool
@@ -262,8 +274,8 @@ func newEvloop(g *Gateway, base context.Context, handed *connListener, lfd int, 
 		return nil, err
 	}
 	l := &evloop{g: g, base: base, handed: handed, maxBody: maxBody, maxRequest: frontHeaderBytes + int(maxBody), ep: ep, wake: wake, lfd: lfd,
-		viaLoop: g.metrics.FrontRequests.WithLabelValues("loop"), viaGo: g.metrics.FrontRequests.WithLabelValues("goroutine"),
-		conns: map[int]*lconn{}, pools: map[*upstream]*upPool{}, events: make([]unix.EpollEvent, 256)}
+		served: g.metrics.FrontLoopRequests,
+		conns:  map[int]*lconn{}, pools: map[*upstream]*upPool{}, events: make([]unix.EpollEvent, 256)}
 	if err := l.ctl(unix.EPOLL_CTL_ADD, wake, unix.EPOLLIN); err != nil {
 		l.release()
 		return nil, err
@@ -283,11 +295,11 @@ func (l *evloop) ctl(op, fd int, events uint32) error {
 // it never ran).
 func (l *evloop) release() {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.stopped = true
-	l.mu.Unlock()
 	if l.ep >= 0 {
 		unix.Close(l.ep)
-		unix.Close(l.wake)
+		unix.Close(l.wake) // under mu: post never writes to a reused number
 		l.ep = -1
 	}
 }
@@ -296,21 +308,21 @@ func (l *evloop) release() {
 // loop has stopped.
 func (l *evloop) post(fn func()) bool {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.stopped {
-		l.mu.Unlock()
 		return false
 	}
-	first := len(l.inbox) == 0
-	l.inbox = append(l.inbox, fn)
-	l.mu.Unlock()
-	if first {
+	if len(l.inbox) == 0 {
 		var one = [8]byte{1}
 		_, _ = unix.Write(l.wake, one[:])
 	}
+	l.inbox = append(l.inbox, fn)
 	return true
 }
 
-func (l *evloop) run() {
+// run serves until the loop has drained after beginShutdown, or
+// epoll_wait fails.
+func (l *evloop) run() error {
 	goruntime.LockOSThread()
 	defer goruntime.UnlockOSThread()
 	defer l.closeAll()
@@ -318,8 +330,7 @@ func (l *evloop) run() {
 	for {
 		n, err := unix.EpollWait(l.ep, l.events, l.waitMillis())
 		if err != nil && !errors.Is(err, unix.EINTR) {
-			l.g.logger.Error("front event loop failed", "err", err)
-			return
+			return fmt.Errorf("epoll_wait: %w", err)
 		}
 		for i := range max(n, 0) {
 			ev := l.events[i]
@@ -354,7 +365,7 @@ func (l *evloop) run() {
 			l.lastSweep = now
 		}
 		if l.draining && (l.idle() || now.After(l.drainUntil)) {
-			return
+			return nil
 		}
 	}
 }
@@ -594,23 +605,35 @@ func (l *evloop) serveBuffered(c *lconn) {
 			}
 			return
 		}
+		ups := l.g.snapshot()
+		if !forwards(c.in[n:n+h.bodyLen], ups) {
+			// Running this request on a goroutine and writing its answer
+			// from the loop would cost two thread wake-ups more than
+			// fasthttp's path: the connection goes to fasthttp, for good
+			// (a client that batches keeps batching; an upstream the loop
+			// cannot dial stays in the rotation until the config changes).
+			l.handOff(c)
+			return
+		}
 		body := bytes.Clone(c.in[n : n+h.bodyLen])
 		key, keyOK := keyFromRequest(string(h.path), string(h.apiKey))
 		c.in = c.in[:copy(c.in, c.in[n+h.bodyLen:])]
 		c.busy, c.reqStart = true, time.Time{}
 		c.closing = h.close
-		l.serveRequest(c, key, keyOK, body)
+		l.serveRequest(c, key, keyOK, body, ups)
 	}
 	if len(c.in) == 0 && cap(c.in) > loopBigBuffer {
 		c.in = nil
 	}
 }
 
-// serveRequest answers one request, at once or later (the connection
-// stays busy until then).
-func (l *evloop) serveRequest(c *lconn, key string, keyOK bool, body []byte) {
+// serveRequest answers one request that forwards accepted, at once or
+// later (the connection stays busy until then); ups is the snapshot it
+// was accepted for.
+func (l *evloop) serveRequest(c *lconn, key string, keyOK bool, body []byte, ups []*upstream) {
 	g := l.g
 	rt := g.rt.Load()
+	l.served.Inc()
 	if !keyOK {
 		g.metrics.Requests.WithLabelValues("none", "invalid", "none").Inc()
 		l.respond(c, http.StatusNotFound, encodeError(nil, &rpcError{Code: CodeInvalidRequest, Message: "not found: use POST / or POST /v1/KEY"}), "")
@@ -621,50 +644,62 @@ func (l *evloop) serveRequest(c *lconn, key string, keyOK bool, body []byte) {
 		l.respond(c, a.status, a.body, a.retryAfter)
 		return
 	}
-	if a.batch {
-		l.offload(c, func() []byte { return g.handleBatch(l.base, rt, a.p, a.calls) })
-		return
-	}
 	pc := g.prepareCall(a.p, a.calls[0])
 	if pc.bad || pc.answer != nil {
-		l.respond(c, http.StatusOK, g.finishCall(l.base, rt, a.p, &pc))
+		l.respond(c, http.StatusOK, g.finishCall(l.base, rt, a.p, &pc), "")
 		return
 	}
-	var r *route
-	if plainForward(pc.req.Method) {
-		r = g.newRoute(rt, minHeadFor(pc.req.Method, pc.req.Params), retryable(pc.req.Method))
-		for _, u := range r.ups {
-			if u.loop == nil {
-				r = nil
-				break
-			}
-		}
-	}
-	if r == nil {
-		l.offload(c, func() []byte { return g.finishCall(l.base, rt, a.p, &pc) })
-		return
-	}
-	l.viaLoop.Inc()
-	k := &loopCall{front: c, rt: rt, p: a.p, pc: pc, route: r, heapSlot: -1,
+	k := &loopCall{front: c, rt: rt, p: a.p, pc: pc, heapSlot: -1,
+		route:    g.newRoute(rt, ups, minHeadFor(pc.req.Method, pc.req.Params), retryable(pc.req.Method)),
 		deadline: time.Now().Add(rt.cfg.Limits.timeoutFor(pc.req.Method)),
 		body:     encodeCall(json.RawMessage("1"), pc.req.Method, pc.req.Params)}
 	l.attempt(k)
 }
 
+// forwards reports whether the loop answers a request with this body
+// itself: a single call (or an undecodable one, answered with an error)
+// whose method goes straight to an upstream, while it can dial every
+// upstream of ups.
+func forwards(body []byte, ups []*upstream) bool {
+	if batchBody(body) || !loopable(ups) {
+		return false
+	}
+	req, err := decodeCall(body)
+	return err != nil || plainForward(req.Method)
+}
+
+// loopable reports whether the loop can dial every upstream of ups.
+func loopable(ups []*upstream) bool {
+	for _, u := range ups {
+		if u.loop == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// batchBody reports whether a request body is a JSON array.
+func batchBody(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return c == '['
+	}
+	return false
+}
+
 // respond writes an answer to c's current request and goes on with the
 // next buffered one.
-func (l *evloop) respond(c *lconn, status int, body []byte, retryAfter ...string) {
+func (l *evloop) respond(c *lconn, status int, body []byte, retryAfter string) {
 	if c.closed {
 		return
-	}
-	ra := ""
-	if len(retryAfter) > 0 {
-		ra = retryAfter[0]
 	}
 	if c.shutdown {
 		c.closing = true
 	}
-	c.out = appendResponse(c.out, status, body, ra, c.closing)
+	c.out = appendResponse(c.out, status, body, retryAfter, c.closing)
 	c.busy = false
 	if !l.flush(c) {
 		l.closeConn(c)
@@ -679,19 +714,6 @@ func (l *evloop) respond(c *lconn, status int, body []byte, retryAfter ...string
 	}
 	c.since = time.Now()
 	l.resume(c)
-}
-
-// offload computes an answer on a goroutine and writes it from the loop.
-func (l *evloop) offload(c *lconn, answer func() []byte) {
-	l.viaGo.Inc()
-	l.offloaded++
-	go func() {
-		out := answer()
-		l.post(func() {
-			l.offloaded--
-			l.respond(c, http.StatusOK, out)
-		})
-	}()
 }
 
 // handOff gives c, with what was read of it, to the fasthttp server.
@@ -777,7 +799,7 @@ func (l *evloop) attemptFailed(k *loopCall, err error) bool {
 func (l *evloop) finish(k *loopCall, resp *rpcResponse, err error) {
 	out, status := l.g.conclude(&k.pc.req, resp, err)
 	l.g.record(k.p, &k.pc, status)
-	l.respond(k.front, http.StatusOK, out)
+	l.respond(k.front, http.StatusOK, out, "")
 }
 
 // upConn returns a connection to u idle for at most maxIdle, or dials a
@@ -1039,7 +1061,7 @@ func (l *evloop) sweep(now time.Time) {
 			if !c.reqStart.IsZero() && now.Sub(c.reqStart) > frontReadTimeout {
 				l.g.metrics.Requests.WithLabelValues("none", "invalid", "none").Inc()
 				c.closing, c.busy = true, true
-				l.respond(c, http.StatusRequestTimeout, encodeError(nil, &rpcError{Code: CodeInvalidRequest, Message: "request not received in time"}))
+				l.respond(c, http.StatusRequestTimeout, encodeError(nil, &rpcError{Code: CodeInvalidRequest, Message: "request not received in time"}), "")
 			}
 		case l.draining || now.Sub(c.since) > frontIdleTimeout:
 			l.closeConn(c)
@@ -1088,7 +1110,7 @@ func (l *evloop) beginShutdown() {
 
 // idle reports whether nothing is left to answer.
 func (l *evloop) idle() bool {
-	if l.offloaded > 0 || len(l.timers) > 0 {
+	if len(l.timers) > 0 {
 		return false
 	}
 	for _, c := range l.conns {
@@ -1168,7 +1190,7 @@ func (h *callHeap) Pop() any {
 }
 
 // loopTarget is how the loop reaches an upstream: nil for upstreams it
-// leaves to the goroutine path.
+// does not dial (while one is in the rotation, fasthttp serves).
 type loopTarget struct {
 	family int
 	addr   unix.Sockaddr

@@ -114,43 +114,60 @@ func TestLoopAnswersLikeFasthttp(t *testing.T) {
 			}
 		})
 	}
-	// The loop served the plain calls itself and handed the rest on.
-	if n := metricValue(t, loop.g.metrics.FrontRequests.WithLabelValues("loop")); n < 3 {
-		t.Errorf("calls the loop forwarded itself: %v", n)
+	// The loop answered the single calls itself and handed the rest on:
+	// three batches, the chunked body, the GET and the HTTP/1.0 request.
+	if n := metricValue(t, loop.g.metrics.FrontLoopRequests); n < 10 {
+		t.Errorf("requests the loop answered: %v", n)
 	}
-	if n := metricValue(t, loop.g.metrics.FrontRequests.WithLabelValues("goroutine")); n != 1 {
-		t.Errorf("requests answered on a goroutine: %v, want 1 (the batch)", n)
+	if n := metricValue(t, loop.g.metrics.FrontHandoffs); n != 6 {
+		t.Errorf("connections handed to fasthttp: %v, want 6", n)
 	}
-	if n := metricValue(t, loop.g.metrics.FrontHandoffs); n != 3 {
-		t.Errorf("connections handed to fasthttp: %v, want 3", n)
-	}
-	if n := metricValue(t, fast.g.metrics.FrontRequests.WithLabelValues("loop")); n != 0 {
-		t.Errorf("front_loops = -1 still ran a loop: %v calls", n)
+	if n := metricValue(t, fast.g.metrics.FrontLoopRequests); n != 0 {
+		t.Errorf("front_loops = -1 still ran a loop: %v requests", n)
 	}
 }
 
-// TestLoopLeavesHostNamesToGoroutines routes to an upstream named by host
-// name: the loop does not resolve names, so its calls take the goroutine
-// path, and are answered.
-func TestLoopLeavesHostNamesToGoroutines(t *testing.T) {
+// TestLoopHandsOverWhatItDoesNotForward checks that a connection goes to
+// fasthttp, with its request, when the loop would not forward the
+// request itself: an upstream named by host name (the loop does not
+// resolve names), a transaction send, a filter call. Each is answered.
+func TestLoopHandsOverWhatItDoesNotForward(t *testing.T) {
 	nodes := threeNodes(t)
-	h := newHarness(t, nodes[:1], func(c *Config) {
+	named := newHarness(t, nodes[:1], func(c *Config) {
 		c.Upstreams[0].URL = strings.Replace(c.Upstreams[0].URL, "127.0.0.1", "localhost", 1)
 	})
-	if u := h.g.snapshot()[0]; u.loop != nil {
+	if u := named.g.snapshot()[0]; u.loop != nil {
 		t.Fatalf("upstream %s has a loop target", u.cfg.URL)
 	}
-	h.poll(1)
+	named.poll(1)
 	for range 3 {
-		if _, resp := h.call("/", "eth_chainId", "", nil); resp.Error != nil || string(resp.Result) != `"0x539"` {
+		if _, resp := named.call("/", "eth_chainId", "", nil); resp.Error != nil || string(resp.Result) != `"0x539"` {
 			t.Fatalf("call: %s %+v", resp.Result, resp.Error)
 		}
 	}
-	if n := metricValue(t, h.g.metrics.FrontRequests.WithLabelValues("goroutine")); n != 3 {
-		t.Errorf("calls on goroutines: %v, want 3", n)
+	if n := metricValue(t, named.g.metrics.FrontLoopRequests); n != 0 {
+		t.Errorf("requests the loop answered with a host-named upstream: %v, want 0", n)
 	}
-	if n := metricValue(t, h.g.metrics.FrontRequests.WithLabelValues("loop")); n != 0 {
-		t.Errorf("calls the loop forwarded: %v, want 0", n)
+	if n := metricValue(t, named.g.metrics.FrontHandoffs); n < 1 {
+		t.Errorf("connections handed over: %v", n)
+	}
+
+	h := newHarness(t, nodes, nil)
+	h.poll(1)
+	for i, tc := range []struct{ name, body, want string }{
+		{"plain", `{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}`, `"0x539"`},
+		{"filter", `{"jsonrpc":"2.0","id":2,"method":"eth_newBlockFilter","params":[]}`, `"0x`},
+		{"filter call", `{"jsonrpc":"2.0","id":3,"method":"eth_getFilterChanges","params":["0x1"]}`, `filter not found`},
+		{"transaction send", `{"jsonrpc":"2.0","id":4,"method":"eth_sendRawTransaction","params":["0x00"]}`, `"error"`},
+	} {
+		got := exchange(t, h.front.URL, post("/", tc.body))
+		if got.status != http.StatusOK || !strings.Contains(got.body, tc.want) {
+			t.Fatalf("%s: %+v", tc.name, got)
+		}
+		handoffs := metricValue(t, h.g.metrics.FrontHandoffs)
+		if want := float64(i); handoffs != want {
+			t.Fatalf("after %s: %v connections handed over, want %v", tc.name, handoffs, want)
+		}
 	}
 }
 

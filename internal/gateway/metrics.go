@@ -25,23 +25,23 @@ import "github.com/prometheus/client_golang/prometheus"
 //   - hansa_gateway_draining_upstreams: upstreams drained out of the
 //     membership and not yet removed.
 type Metrics struct {
-	Requests         *prometheus.CounterVec
-	Duration         *prometheus.HistogramVec
-	UpstreamRequests *prometheus.CounterVec
-	UpstreamBatches  *prometheus.CounterVec
-	BatchedCalls     *prometheus.CounterVec
-	UpstreamHead     *prometheus.GaugeVec
-	UpstreamLag      *prometheus.GaugeVec
-	UpstreamHealthy  *prometheus.GaugeVec
-	UpstreamInFlight *prometheus.GaugeVec
-	HealthyCount     prometheus.Gauge
-	Head             prometheus.Gauge
-	FallbackActive   prometheus.Gauge
-	Failovers        prometheus.Counter
-	Retries          *prometheus.CounterVec
-	Alerts           *prometheus.CounterVec
-	FrontRequests    *prometheus.CounterVec
-	FrontHandoffs    prometheus.Counter
+	Requests          *prometheus.CounterVec
+	Duration          *prometheus.HistogramVec
+	UpstreamRequests  *prometheus.CounterVec
+	UpstreamBatches   *prometheus.CounterVec
+	BatchedCalls      *prometheus.CounterVec
+	UpstreamHead      *prometheus.GaugeVec
+	UpstreamLag       *prometheus.GaugeVec
+	UpstreamHealthy   *prometheus.GaugeVec
+	UpstreamInFlight  *prometheus.GaugeVec
+	HealthyCount      prometheus.Gauge
+	Head              prometheus.Gauge
+	FallbackActive    prometheus.Gauge
+	Failovers         prometheus.Counter
+	Retries           *prometheus.CounterVec
+	Alerts            *prometheus.CounterVec
+	FrontLoopRequests prometheus.Counter
+	FrontHandoffs     prometheus.Counter
 
 	MembershipPolls   *prometheus.CounterVec
 	MembershipMembers *prometheus.GaugeVec
@@ -88,13 +88,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "retries_total", Help: "Calls retried on another upstream, by method."}, []string{"method"}),
 		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "alerts_total", Help: "Webhook alerts, by outcome (sent, failed, dropped)."}, []string{"outcome"}),
-		FrontRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "front_requests_total", Help: "HTTP requests the event-loop front read, by who answered them: " +
-				"loop (the loop itself, forwarding on its own connections) or goroutine (batches, transaction sends, " +
-				"filter calls, upstreams the loop does not dial)."}, []string{"path"}),
+		FrontLoopRequests: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "front_loop_requests_total", Help: "HTTP requests an event loop of the front answered itself " +
+				"(single calls forwarded on its own connections, and their refusals)."}),
 		FrontHandoffs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "front_handoffs_total", Help: "Client connections the event-loop front handed to the fasthttp server " +
-				"(WebSocket upgrades, chunked bodies, Expect, other HTTP it does not read itself)."}),
+			Name: "front_handoffs_total", Help: "Client connections an event loop of the front handed to the fasthttp server: " +
+				"HTTP it does not read itself (WebSocket upgrades, chunked bodies, Expect, HTTP/1.0, ...), batches, " +
+				"transaction sends, filter calls, or any call while an upstream is one it does not dial."}),
 		MembershipPolls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "membership_polls_total", Help: "Polls of the cluster's membership_status, by result (ok, error)."},
 			[]string{"result"}),
@@ -106,7 +106,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.Requests, m.Duration, m.UpstreamRequests, m.UpstreamBatches, m.BatchedCalls, m.UpstreamHead, m.UpstreamLag,
 		m.UpstreamHealthy, m.UpstreamInFlight, m.HealthyCount, m.Head, m.FallbackActive, m.Failovers,
-		m.Retries, m.Alerts, m.FrontRequests, m.FrontHandoffs, m.MembershipPolls, m.MembershipMembers, m.DrainingUpstreams)
+		m.Retries, m.Alerts, m.FrontLoopRequests, m.FrontHandoffs, m.MembershipPolls, m.MembershipMembers, m.DrainingUpstreams)
 	return m
 }
 

@@ -211,7 +211,7 @@ func retryable(method string) bool {
 // retry is set and an attempt got no answer (see route). It returns the
 // answer and the upstream that gave it.
 func (g *Gateway) forward(ctx context.Context, rt *runtime, req *rpcRequest, minHead uint64, retry bool) (*rpcResponse, *upstream, error) {
-	r := g.newRoute(rt, minHead, retry)
+	r := g.newRoute(rt, g.snapshot(), minHead, retry)
 	dl, hasDL := ctx.Deadline()
 	for {
 		u, adl, ok := g.nextAttempt(r, req.Method, dl, hasDL)
@@ -248,8 +248,8 @@ type route struct {
 	err      error
 }
 
-func (g *Gateway) newRoute(rt *runtime, minHead uint64, retry bool) *route {
-	ups := g.snapshot()
+// newRoute starts a route over ups (a snapshot of the upstreams).
+func (g *Gateway) newRoute(rt *runtime, ups []*upstream, minHead uint64, retry bool) *route {
 	r := &route{ups: ups, cands: make([]Candidate, len(ups)), tried: make([]bool, len(ups)),
 		minHead: minHead, attempts: 1, err: ErrNoUpstream}
 	for i, u := range ups {

@@ -51,7 +51,8 @@ type upstream struct {
 	direct *fasthttp.HostClient
 	gate   *directGate
 	// loop is how the event-loop front reaches the upstream itself (nil:
-	// calls to it go through rpc, on a goroutine).
+	// the loops hand every connection to fasthttp while it is in the
+	// rotation, and calls to it go through rpc).
 	loop  *loopTarget
 	auth  string   // Authorization from the URL's user info, if any
 	batch *batcher // sends calls through rpc, alone or in batches
