@@ -16,8 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// rawExchange writes raw bytes to the front and reads one HTTP response.
-func rawExchange(t *testing.T, front, raw string) (*http.Response, rpcResponse) {
+// rawRoundTrip writes raw bytes to the front and reads one HTTP response
+// and its body.
+func rawRoundTrip(t *testing.T, front, raw string) (*http.Response, []byte) {
 	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(front, "http://"))
 	if err != nil {
@@ -30,10 +31,20 @@ func rawExchange(t *testing.T, front, raw string) (*http.Response, rpcResponse) 
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("reading the answer to %q: %v", raw, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// rawExchange writes raw bytes to the front and reads one JSON-RPC answer.
+func rawExchange(t *testing.T, front, raw string) (*http.Response, rpcResponse) {
+	t.Helper()
+	resp, b := rawRoundTrip(t, front, raw)
 	var out rpcResponse
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatalf("HTTP %d answer %q is not JSON-RPC: %v", resp.StatusCode, b, err)
