@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	goruntime "runtime"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -478,9 +479,7 @@ func (l *evloop) readInto(c *lconn, limit int) (ok, eof, full bool) {
 		if len(c.in) >= limit {
 			return true, false, true
 		}
-		if cap(c.in)-len(c.in) < loopReadChunk {
-			c.in = append(c.in[:len(c.in):len(c.in)], make([]byte, loopReadChunk)...)[:len(c.in)]
-		}
+		c.in = slices.Grow(c.in, loopReadChunk)
 		free := c.in[len(c.in):cap(c.in)]
 		n, err := rawRead(c.fd, free)
 		switch {
@@ -968,7 +967,9 @@ func (l *evloop) upParse(c *lconn, ended, eof bool) {
 	// Done with c: keep it for the next call if the exchange ended cleanly.
 	c.call, c.headDone, c.dech, c.got = nil, false, dechunker{}, false
 	c.in = c.in[:0]
-	if c.head.close || ended || extra != 0 || c.pool.gone {
+	// An answer that came before the whole request was written (an early
+	// error) leaves the stream mid-request: not reusable either.
+	if c.head.close || ended || extra != 0 || c.pool.gone || c.wpos < len(c.out) {
 		l.closeConn(c)
 	} else {
 		c.since = time.Now()
