@@ -210,3 +210,80 @@ func inFlight(g *Gateway) int64 {
 	}
 	return n
 }
+
+// TestFrontTimeouts shortens the front's read and idle timeouts: a request
+// that never completes is answered 408 and its connection closed, and an
+// idle keep-alive connection is closed; with the event loops and with
+// fasthttp alone.
+func TestFrontTimeouts(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	nodes := threeNodes(t)
+	for _, front := range []struct {
+		name  string
+		loops int
+	}{{"event loop", 0}, {"fasthttp", -1}} {
+		t.Run(front.name, func(t *testing.T) {
+			cfg := testConfig(nodes)
+			cfg.Limits.FrontLoops = front.loops
+			g, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.frontRead, g.frontIdle = timeout, timeout
+			g.pollOnce(t.Context(), time.Now())
+			url := testFront(t, g)
+			dial := func() (net.Conn, *bufio.Reader) {
+				conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { conn.Close() })
+				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+				return conn, bufio.NewReader(conn)
+			}
+			wantClosed := func(br *bufio.Reader, since time.Time) {
+				t.Helper()
+				if _, err := br.ReadByte(); err != io.EOF {
+					t.Fatalf("connection not closed by the server: %v", err)
+				}
+				if d := time.Since(since); d < timeout {
+					t.Fatalf("closed after %v, before the %v timeout", d, timeout)
+				}
+			}
+
+			// Half a request: 408, then the connection closes.
+			conn, br := dial()
+			start := time.Now()
+			if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\""); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(b), "request not received in time") {
+				t.Fatalf("half a request: HTTP %d %s", resp.StatusCode, b)
+			}
+			if d := time.Since(start); d < timeout {
+				t.Fatalf("answered after %v, before the %v timeout", d, timeout)
+			}
+			wantClosed(br, start)
+
+			// A kept-alive connection left idle after an answer closes.
+			conn, br = dial()
+			body := `{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}`
+			sent := time.Now() // before the server's idle wait starts
+			fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			resp, err = http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ = io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"0x539"`) {
+				t.Fatalf("call: HTTP %d %s", resp.StatusCode, b)
+			}
+			wantClosed(br, sent)
+		})
+	}
+}

@@ -73,6 +73,10 @@ type Gateway struct {
 	store   *stateStore
 	seq     atomic.Uint64
 	direct  directGate // admits calls to the upstreams' blocking connections
+	// frontRead and frontIdle bound reading a request and a keep-alive
+	// connection's wait for the next one (frontReadTimeout and
+	// frontIdleTimeout; tests shorten them before serving).
+	frontRead, frontIdle time.Duration
 
 	rt  atomic.Pointer[runtime]
 	ups atomic.Pointer[[]*upstream] // immutable snapshot, replaced under upMu
@@ -130,6 +134,9 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 		health:  map[string]Health{},
 		alerts:  make(chan string, 64),
 		bound:   make(chan struct{}),
+
+		frontRead: frontReadTimeout,
+		frontIdle: frontIdleTimeout,
 
 		memberMode: map[string]memberMode{},
 		members:    newDiscovery(),

@@ -1055,16 +1055,16 @@ func (l *evloop) sweep(now time.Time) {
 		}
 		switch {
 		case c.wpos < len(c.out):
-			if now.Sub(c.since) > frontReadTimeout {
+			if now.Sub(c.since) > l.g.frontRead {
 				l.closeConn(c) // not reading its answers
 			}
 		case len(c.in) > 0:
-			if !c.reqStart.IsZero() && now.Sub(c.reqStart) > frontReadTimeout {
+			if !c.reqStart.IsZero() && now.Sub(c.reqStart) > l.g.frontRead {
 				l.g.metrics.Requests.WithLabelValues("none", "invalid", "none").Inc()
 				c.closing, c.busy = true, true
 				l.respond(c, http.StatusRequestTimeout, encodeError(nil, &rpcError{Code: CodeInvalidRequest, Message: "request not received in time"}), "")
 			}
-		case l.draining || now.Sub(c.since) > frontIdleTimeout:
+		case l.draining || now.Sub(c.since) > l.g.frontIdle:
 			l.closeConn(c)
 		}
 	}
