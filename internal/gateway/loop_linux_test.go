@@ -3,8 +3,11 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"regexp"
@@ -12,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // wireAnswer is what a client sees of one HTTP answer.
@@ -241,5 +245,104 @@ func TestLoopResendsAfterAStaleConnection(t *testing.T) {
 	}
 	if got := count("eth_blockNumber") - before; got != 1 {
 		t.Errorf("dropped on a new connection: read %d times, want 1", got)
+	}
+}
+
+// garbageNode is an upstream that answers the health poll properly and
+// every other request with random bytes, then closes the connection.
+func garbageNode(t *testing.T, rnd *rand.Rand) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					body, _ := io.ReadAll(req.Body)
+					if len(body) > 0 && body[0] == '[' {
+						answer := `[{"jsonrpc":"2.0","id":1,"result":"0x539"},{"jsonrpc":"2.0","id":2,"result":"0x64"},{"jsonrpc":"2.0","id":3,"result":false}]`
+						fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer)
+						continue
+					}
+					mu.Lock()
+					junk := make([]byte, rnd.IntN(300))
+					for i := range junk {
+						junk[i] = byte(rnd.IntN(256))
+					}
+					if rnd.IntN(2) == 0 { // sometimes garbage after a valid start
+						junk = append([]byte("HTTP/1.1 200 OK\r\nContent-Length: 5"), junk...)
+					}
+					mu.Unlock()
+					_, _ = conn.Write(junk)
+					return
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// TestLoopSurvivesGarbage has clients send random bytes to the front and an
+// upstream answer calls with random bytes: the clients get errors (or
+// nothing), calls routed to the garbage upstream are retried on the good
+// one, and the gateway keeps serving throughout.
+func TestLoopSurvivesGarbage(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	good := newFakeNode(t, "good", newTxPool())
+	h := newHarness(t, []*fakeNode{good}, func(c *Config) {
+		c.Upstreams = append(c.Upstreams, UpstreamConfig{Name: "junk", URL: garbageNode(t, rand.New(rand.NewPCG(3, 4))), Role: RolePrimary})
+	})
+	h.poll(1)
+	addr := strings.TrimPrefix(h.front.URL, "http://")
+	for i := range 200 {
+		junk := make([]byte, 1+rnd.IntN(400))
+		for j := range junk {
+			junk[j] = byte(rnd.IntN(256))
+		}
+		if i%3 == 0 { // a valid start, then garbage
+			junk = append([]byte("POST / HTTP/1.1\r\n"), junk...)
+		}
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+		_, _ = conn.Write(junk)
+		if tcp, ok := conn.(*net.TCPConn); ok {
+			_ = tcp.CloseWrite()
+		}
+		// Whatever comes back (an error answer, or a close) is fine; the
+		// read must end, not hang.
+		if _, err := io.Copy(io.Discard, conn); err != nil {
+			t.Fatalf("garbage %d: the front neither answered nor closed: %v", i, err)
+		}
+		conn.Close()
+	}
+	for i := range 30 {
+		_, resp := h.call("/", "eth_chainId", "", nil)
+		if resp.Error != nil || string(resp.Result) != `"0x539"` {
+			t.Fatalf("call %d after the garbage: %s %+v", i, resp.Result, resp.Error)
+		}
+	}
+	// Some calls went to the garbage upstream first and were retried.
+	if n := metricValue(t, h.g.metrics.UpstreamRequests.WithLabelValues("junk", "failed")); n == 0 {
+		t.Error("no call reached the garbage upstream")
+	}
+	if n := metricValue(t, h.g.metrics.Retries.WithLabelValues("eth_chainId")); n == 0 {
+		t.Error("no call was retried")
 	}
 }
