@@ -1199,8 +1199,9 @@ type loopTarget struct {
 }
 
 // newLoopTarget returns the loop's way to an upstream at a plain-HTTP URL
-// whose host is an IP address, with batching off; nil otherwise.
-func newLoopTarget(cfg UpstreamConfig, hostPort, requestURI, auth string, tlsOn bool) *loopTarget {
+// whose host is an IP address, with batching off; nil otherwise. hostPort
+// is dialled; hostHeader is the URL's host as written (the Host header).
+func newLoopTarget(cfg UpstreamConfig, hostPort, hostHeader, requestURI, auth string, tlsOn bool) *loopTarget {
 	if tlsOn || cfg.BatchMax > 1 {
 		return nil
 	}
@@ -1213,7 +1214,7 @@ func newLoopTarget(cfg UpstreamConfig, hostPort, requestURI, auth string, tlsOn 
 	if ip == nil || err != nil {
 		return nil
 	}
-	t := &loopTarget{prefix: upstreamPrefix(requestURI, hostPort, auth)}
+	t := &loopTarget{prefix: upstreamPrefix(requestURI, hostHeader, auth)}
 	if ip4 := ip.To4(); ip4 != nil {
 		a := &unix.SockaddrInet4{Port: port}
 		copy(a.Addr[:], ip4)

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // wireAnswer is what a client sees of one HTTP answer.
@@ -177,11 +179,19 @@ func TestLoopTargets(t *testing.T) {
 			t.Errorf("%s (batch_max %d): loop target %v, want %v", tc.url, tc.batchMax, u.loop != nil, tc.want)
 		}
 	}
-	u := newUpstream(UpstreamConfig{Name: "x", URL: "http://user:pw@10.0.0.1:8545/rpc?x=1"}, "config", nil, nil, nil)
-	want := "POST /rpc?x=1 HTTP/1.1\r\nHost: 10.0.0.1:8545\r\nUser-Agent: hansa-gateway\r\nContent-Type: application/json\r\n" +
-		"Authorization: Basic dXNlcjpwdw==\r\nContent-Length: "
-	if got := string(u.loop.prefix); got != want {
-		t.Errorf("request prefix\n%q\nwant\n%q", got, want)
+	for url, want := range map[string]string{
+		"http://user:pw@10.0.0.1:8545/rpc?x=1": "POST /rpc?x=1 HTTP/1.1\r\nHost: 10.0.0.1:8545\r\nUser-Agent: hansa-gateway\r\n" +
+			"Content-Type: application/json\r\nAuthorization: Basic dXNlcjpwdw==\r\nContent-Length: ",
+		// The Host header is the URL's host as written; the dial adds port 80.
+		"http://10.0.0.1": "POST / HTTP/1.1\r\nHost: 10.0.0.1\r\nUser-Agent: hansa-gateway\r\nContent-Type: application/json\r\nContent-Length: ",
+	} {
+		u := newUpstream(UpstreamConfig{Name: "x", URL: url}, "config", nil, nil, nil)
+		if got := string(u.loop.prefix); got != want {
+			t.Errorf("%s: request prefix\n%q\nwant\n%q", url, got, want)
+		}
+	}
+	if a, ok := newUpstream(UpstreamConfig{Name: "x", URL: "http://10.0.0.1"}, "config", nil, nil, nil).loop.addr.(*unix.SockaddrInet4); !ok || a.Port != 80 {
+		t.Errorf("http://10.0.0.1 dials %+v, want port 80", a)
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 
 type loopTarget struct{}
 
-func newLoopTarget(UpstreamConfig, string, string, string, bool) *loopTarget { return nil }
+func newLoopTarget(UpstreamConfig, string, string, string, string, bool) *loopTarget { return nil }
 
 func loopsFor(int) int { return 0 }
 

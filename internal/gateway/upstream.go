@@ -92,7 +92,7 @@ func newUpstream(cfg UpstreamConfig, source string, client *http.Client, m *Metr
 		pass, _ := parsed.User.Password()
 		u.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(parsed.User.Username()+":"+pass))
 	}
-	u.loop = newLoopTarget(cfg, host, parsed.RequestURI(), u.auth, tlsOn)
+	u.loop = newLoopTarget(cfg, host, parsed.Host, parsed.RequestURI(), u.auth, tlsOn)
 	u.rpc = &fasthttp.HostClient{
 		Addr:                          host,
 		Name:                          "hansa-gateway",
