@@ -59,16 +59,10 @@ func parseReqHead(b []byte, maxBody int64, h *reqHead) int {
 	}
 	haveLength, haveKey, haveHost := false, false, false
 	for rest := head[i+2:]; len(rest) > 0; {
-		j := bytes.Index(rest, crlf)
-		line := rest[:j]
-		rest = rest[j+2:]
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !isToken(line[:colon]) {
+		_, name, value, next, ok := nextField(rest)
+		rest = next
+		if !ok || !fieldValue(value) {
 			return headHandOff // also a folded line (leading space)
-		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		if !fieldValue(value) {
-			return headHandOff
 		}
 		switch {
 		case asciiEqualFold(name, "host"):
@@ -130,6 +124,19 @@ func parseRequestLine(line []byte, h *reqHead) bool {
 	}
 	h.path = path
 	return true
+}
+
+// nextField splits the first line off header lines that each end in
+// CRLF: the line, its name and value (without surrounding blanks), and
+// the lines after it. ok is false when the line is not "token: value".
+func nextField(lines []byte) (line, name, value, rest []byte, ok bool) {
+	j := bytes.Index(lines, crlf)
+	line, rest = lines[:j], lines[j+2:]
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 || !isToken(line[:colon]) {
+		return line, nil, nil, rest, false
+	}
+	return line, line[:colon], trimOWS(line[colon+1:]), rest, true
 }
 
 // bareLF reports whether b has a line feed without a carriage return
@@ -349,14 +356,11 @@ func parseRespHead(b []byte, h *respHead) (int, error) {
 	h.status = status
 	sawClose, sawKeepAlive := false, false
 	for rest := head[i+2:]; len(rest) > 0; {
-		j := bytes.Index(rest, crlf)
-		line := rest[:j]
-		rest = rest[j+2:]
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !isToken(line[:colon]) {
+		line, name, value, next, ok := nextField(rest)
+		rest = next
+		if !ok {
 			return 0, fmt.Errorf("%w: header line %q", errUpstreamHTTP, truncate(line, 40))
 		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
 		switch {
 		case asciiEqualFold(name, "content-length"):
 			v, ok := parseLength(value)
