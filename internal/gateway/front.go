@@ -81,6 +81,11 @@ func (g *Gateway) serveFront(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// Refusals both fronts (fasthttp's and the event loops') answer alike.
+var errNoSuchPath = &rpcError{Code: CodeInvalidRequest, Message: "not found: use POST / or POST /v1/KEY"}
+
+const msgReadTimeout = "request not received in time"
+
 // fastLogger sends fasthttp's own messages (connection errors) to the
 // debug log.
 type fastLogger struct{ l *slog.Logger }
@@ -104,7 +109,7 @@ func (g *Gateway) frontError(c *fasthttp.RequestCtx, err error) {
 		status, label = http.StatusRequestHeaderFieldsTooLarge, "too_large"
 		msg = fmt.Sprintf("request header too large: limit %d bytes", frontHeaderBytes)
 	case errors.As(err, &netErr) && netErr.Timeout():
-		status, msg = http.StatusRequestTimeout, "request not received in time"
+		status, msg = http.StatusRequestTimeout, msgReadTimeout
 	}
 	g.metrics.Requests.WithLabelValues("none", label, "none").Inc()
 	writeFast(c, status, encodeError(nil, &rpcError{Code: CodeInvalidRequest, Message: msg}))
@@ -129,7 +134,7 @@ func (g *Gateway) serveFast(base context.Context, c *fasthttp.RequestCtx) {
 	}
 	key, ok := keyFromRequest(string(c.Path()), string(c.Request.Header.Peek("X-API-Key")))
 	if !ok {
-		fail(http.StatusNotFound, &rpcError{Code: CodeInvalidRequest, Message: "not found: use POST / or POST /v1/KEY"}, "invalid")
+		fail(http.StatusNotFound, errNoSuchPath, "invalid")
 		return
 	}
 	if isUpgrade(&c.Request.Header) {

@@ -604,8 +604,8 @@ func (l *evloop) serveBuffered(c *lconn) {
 			}
 			return
 		}
-		ups := l.g.snapshot()
-		if !forwards(c.in[n:n+h.bodyLen], ups) {
+		r, ok := l.forwards(c.in[n : n+h.bodyLen])
+		if !ok {
 			// Running this request on a goroutine and writing its answer
 			// from the loop would cost two thread wake-ups more than
 			// fasthttp's path: the connection goes to fasthttp, for good
@@ -614,42 +614,50 @@ func (l *evloop) serveBuffered(c *lconn) {
 			l.handOff(c)
 			return
 		}
-		body := bytes.Clone(c.in[n : n+h.bodyLen])
+		r.body = bytes.Clone(c.in[n : n+h.bodyLen])
 		key, keyOK := keyFromRequest(string(h.path), string(h.apiKey))
 		c.in = c.in[:copy(c.in, c.in[n+h.bodyLen:])]
 		c.busy, c.reqStart = true, time.Time{}
 		c.closing = h.close
-		l.serveRequest(c, key, keyOK, body, ups)
+		l.serveRequest(c, key, keyOK, &r)
 	}
 	if len(c.in) == 0 && cap(c.in) > loopBigBuffer {
 		c.in = nil
 	}
 }
 
+// loopRequest is a request forwards accepted for the loop.
+type loopRequest struct {
+	body  []byte
+	start time.Time
+	req   rpcRequest // decoded once, by forwards
+	derr  *rpcError
+	ups   []*upstream // the snapshot it was accepted for
+}
+
 // serveRequest answers one request that forwards accepted, at once or
-// later (the connection stays busy until then); ups is the snapshot it
-// was accepted for.
-func (l *evloop) serveRequest(c *lconn, key string, keyOK bool, body []byte, ups []*upstream) {
+// later (the connection stays busy until then).
+func (l *evloop) serveRequest(c *lconn, key string, keyOK bool, r *loopRequest) {
 	g := l.g
 	rt := g.rt.Load()
 	l.served.Inc()
 	if !keyOK {
 		g.metrics.Requests.WithLabelValues("none", "invalid", "none").Inc()
-		l.respond(c, http.StatusNotFound, encodeError(nil, &rpcError{Code: CodeInvalidRequest, Message: "not found: use POST / or POST /v1/KEY"}), "")
+		l.respond(c, http.StatusNotFound, encodeError(nil, errNoSuchPath), "")
 		return
 	}
-	a := g.admit(rt, key, c.ip, body)
+	a := g.admit(rt, key, c.ip, r.body)
 	if a.status != 0 {
 		l.respond(c, a.status, a.body, a.retryAfter)
 		return
 	}
-	pc := g.prepareCall(a.p, a.calls[0])
+	pc := g.prepareDecoded(a.p, r.start, r.req, r.derr)
 	if pc.bad || pc.answer != nil {
 		l.respond(c, http.StatusOK, g.finishCall(l.base, rt, a.p, &pc), "")
 		return
 	}
 	k := &loopCall{front: c, rt: rt, p: a.p, pc: pc, heapSlot: -1,
-		route:    g.newRoute(rt, ups, minHeadFor(pc.req.Method, pc.req.Params), retryable(pc.req.Method)),
+		route:    g.newRoute(rt, r.ups, minHeadFor(pc.req.Method, pc.req.Params), retryable(pc.req.Method)),
 		deadline: time.Now().Add(rt.cfg.Limits.timeoutFor(pc.req.Method)),
 		body:     encodeCall(json.RawMessage("1"), pc.req.Method, pc.req.Params)}
 	l.attempt(k)
@@ -657,14 +665,16 @@ func (l *evloop) serveRequest(c *lconn, key string, keyOK bool, body []byte, ups
 
 // forwards reports whether the loop answers a request with this body
 // itself: a single call (or an undecodable one, answered with an error)
-// whose method goes straight to an upstream, while it can dial every
-// upstream of ups.
-func forwards(body []byte, ups []*upstream) bool {
-	if batchBody(body) || !loopable(ups) {
-		return false
+// whose method goes straight to an upstream, while the loop can dial
+// every upstream. It returns the decoded call and the snapshot of the
+// upstreams (the body is the caller's to set).
+func (l *evloop) forwards(body []byte) (loopRequest, bool) {
+	r := loopRequest{start: time.Now(), ups: l.g.snapshot()}
+	if batchBody(body) || !loopable(r.ups) {
+		return r, false
 	}
-	req, err := decodeCall(body)
-	return err != nil || plainForward(req.Method)
+	r.req, r.derr = decodeCall(bytes.TrimSpace(body))
+	return r, r.derr != nil || plainForward(r.req.Method)
 }
 
 // loopable reports whether the loop can dial every upstream of ups.
@@ -1062,7 +1072,7 @@ func (l *evloop) sweep(now time.Time) {
 			if !c.reqStart.IsZero() && now.Sub(c.reqStart) > l.g.frontRead {
 				l.g.metrics.Requests.WithLabelValues("none", "invalid", "none").Inc()
 				c.closing, c.busy = true, true
-				l.respond(c, http.StatusRequestTimeout, encodeError(nil, &rpcError{Code: CodeInvalidRequest, Message: "request not received in time"}), "")
+				l.respond(c, http.StatusRequestTimeout, encodeError(nil, &rpcError{Code: CodeInvalidRequest, Message: msgReadTimeout}), "")
 			}
 		case l.draining || now.Sub(c.since) > l.g.frontIdle:
 			l.closeConn(c)

@@ -87,9 +87,15 @@ type preparedCall struct {
 
 // prepareCall decodes and authorises one call.
 func (g *Gateway) prepareCall(p *principal, raw json.RawMessage) preparedCall {
-	c := preparedCall{start: time.Now()}
+	start := time.Now()
 	req, derr := decodeCall(raw)
-	c.req = req
+	return g.prepareDecoded(p, start, req, derr)
+}
+
+// prepareDecoded authorises a call decodeCall returned (req, derr),
+// received at start.
+func (g *Gateway) prepareDecoded(p *principal, start time.Time, req rpcRequest, derr *rpcError) preparedCall {
+	c := preparedCall{start: start, req: req}
 	if derr != nil {
 		c.answer, c.status, c.bad = encodeError(req.ID, derr), "invalid", true
 		return c
