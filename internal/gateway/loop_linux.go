@@ -249,7 +249,6 @@ type upPool struct {
 // loopCall is a call the loop forwards itself.
 type loopCall struct {
 	front    *lconn
-	rt       *runtime
 	p        *principal
 	pc       preparedCall
 	body     []byte // the request to upstreams
@@ -656,7 +655,7 @@ func (l *evloop) serveRequest(c *lconn, key string, keyOK bool, r *loopRequest) 
 		l.respond(c, http.StatusOK, g.finishCall(l.base, rt, a.p, &pc), "")
 		return
 	}
-	k := &loopCall{front: c, rt: rt, p: a.p, pc: pc, heapSlot: -1,
+	k := &loopCall{front: c, p: a.p, pc: pc, heapSlot: -1,
 		route:    g.newRoute(rt, r.ups, minHeadFor(pc.req.Method, pc.req.Params), retryable(pc.req.Method)),
 		deadline: time.Now().Add(rt.cfg.Limits.timeoutFor(pc.req.Method)),
 		body:     encodeCall(json.RawMessage("1"), pc.req.Method, pc.req.Params)}
